@@ -1,0 +1,37 @@
+# Lastmile: the README's commands. Everything installs into ./.venv from uv.lock.
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+VENV := .venv
+BIN := $(VENV)/bin
+# The test suite runs against real services: PostgreSQL and a Redis broker.
+export LASTMILE_TEST_DATABASE_URL ?= postgresql://root@127.0.0.1:5432/test
+export LASTMILE_TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run test lint bench migrate schema clean
+
+install: $(BIN)/lastmile
+
+$(BIN)/lastmile: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+run: install
+	infra/local/run.sh
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy services
+
+bench: install
+	$(BIN)/python benchmarks/planner/run.py --suite solomon --time-limit 10
+
+migrate: install
+	$(BIN)/lastmile migrate
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

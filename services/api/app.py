@@ -1,0 +1,32 @@
+"""The API application: OAuth authorization server, GraphQL, health, dashboard."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
+
+from services.api.graphql.schema import graphql_router, schema
+from services.api.oauth.endpoints import router as oauth_router
+from services.core.db import get_engine
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Lastmile", version="0.1.0")
+    app.include_router(oauth_router)
+    app.include_router(graphql_router(), prefix="/graphql")
+
+    @app.get("/graphql/schema.graphql", response_class=PlainTextResponse)
+    def sdl() -> str:
+        return schema.as_str()
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        try:
+            with get_engine().connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as error:  # any failure to reach the database is "unhealthy"
+            return JSONResponse({"status": "unavailable", "error": str(error)}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return app

@@ -1,0 +1,38 @@
+"""User errors: what a client did wrong, with a stable code (Shopify's userErrors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class UserErrorCode(StrEnum):
+    """Stable codes clients can branch on. Documented in the schema."""
+
+    REQUIRED = "REQUIRED"
+    INVALID = "INVALID"
+    TOO_LONG = "TOO_LONG"
+    SERVICE_AREA_NOT_FOUND = "SERVICE_AREA_NOT_FOUND"
+    OUTSIDE_SERVICE_AREA = "OUTSIDE_SERVICE_AREA"
+    DATE_NOT_BOOKABLE = "DATE_NOT_BOOKABLE"
+    INVALID_TIME_WINDOW = "INVALID_TIME_WINDOW"
+    TIME_WINDOW_OUTSIDE_SERVICE_HOURS = "TIME_WINDOW_OUTSIDE_SERVICE_HOURS"
+    PARCEL_TOO_HEAVY = "PARCEL_TOO_HEAVY"
+    PARCEL_TOO_LARGE = "PARCEL_TOO_LARGE"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    TOO_MANY_INPUTS = "TOO_MANY_INPUTS"
+
+
+@dataclass(frozen=True)
+class UserError:
+    field: tuple[str, ...]
+    message: str
+    code: UserErrorCode
+
+
+class UserErrors(Exception):
+    """Raised by services when input is rejected; the API turns it into `userErrors`."""
+
+    def __init__(self, errors: list[UserError]):
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors

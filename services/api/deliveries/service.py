@@ -1,0 +1,306 @@
+"""Booking deliveries: validation, idempotency, and everything a booking writes.
+
+A booking writes, in one transaction: the delivery, its first tracking event, the
+usage events it is billed by, and an outbox event announcing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
+from services.core import areas
+from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, ServiceArea
+from services.core.outbox import emit
+from services.core.usage import Usage, record_usage
+
+MAX_WEIGHT_GRAMS = 30_000  # one person can carry it to a door
+MAX_SIDE_CM = 150
+MIN_WINDOW = timedelta(minutes=30)
+BOOKING_HORIZON_DAYS = 60
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,20}$")
+
+Reject = Callable[[tuple[str, ...], str, UserErrorCode], None]
+
+
+@dataclass(frozen=True)
+class Dropoff:
+    lat: float
+    lng: float
+    line1: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    name: str
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Parcel:
+    weight_grams: int
+    length_cm: int | None = None
+    width_cm: int | None = None
+    height_cm: int | None = None
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    reference: str
+    service_area: str
+    dropoff: Dropoff
+    recipient: Recipient
+    parcel: Parcel
+    date: date | None = None
+    time_window: tuple[datetime, datetime] | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """A hash of everything but the idempotency key, to tell a replay from a conflict."""
+        content = asdict(self)
+        content.pop("idempotency_key")
+        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def book(session: Session, tenant_id: str, request: BookingRequest, now: datetime) -> Delivery:
+    """Book one delivery, or replay the one booked earlier with the same idempotency key.
+
+    Raises UserErrors when the input is rejected; nothing is written then.
+    """
+    fingerprint = request.fingerprint()
+    if request.idempotency_key is not None:
+        earlier = _by_idempotency_key(session, tenant_id, request.idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, fingerprint)
+    area, day, window = _validate(session, request, now)
+    delivery = Delivery(
+        tenant_id=tenant_id,
+        reference=request.reference,
+        idempotency_key=request.idempotency_key,
+        request_hash=fingerprint,
+        area_id=area.id,
+        date=day,
+        window_start=window[0],
+        window_end=window[1],
+        dropoff_lat=request.dropoff.lat,
+        dropoff_lng=request.dropoff.lng,
+        dropoff_line1=request.dropoff.line1,
+        dropoff_city=request.dropoff.city,
+        dropoff_postal_code=request.dropoff.postal_code,
+        dropoff_country=request.dropoff.country,
+        recipient_name=request.recipient.name,
+        recipient_phone=request.recipient.phone,
+        recipient_email=request.recipient.email,
+        weight_grams=request.parcel.weight_grams,
+        length_cm=request.parcel.length_cm,
+        width_cm=request.parcel.width_cm,
+        height_cm=request.parcel.height_cm,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(delivery)
+            session.flush()
+    except IntegrityError:
+        # A concurrent request with the same key won the race: replay its result.
+        earlier = _by_idempotency_key(session, tenant_id, request.idempotency_key or "")
+        if earlier is None:
+            raise
+        return _replay(earlier, fingerprint)
+    session.add(
+        DeliveryEvent(
+            tenant_id=tenant_id, delivery_id=delivery.id, status=DeliveryStatus.BOOKED, at=now
+        )
+    )
+    record_usage(session, _booking_usage(delivery, area))
+    emit(
+        session,
+        "delivery.booked",
+        {"delivery_id": delivery.id, "reference": delivery.reference, "status": "BOOKED"},
+        tenant_id,
+    )
+    return delivery
+
+
+def _by_idempotency_key(session: Session, tenant_id: str, key: str) -> Delivery | None:
+    statement = select(Delivery).where(
+        Delivery.tenant_id == tenant_id, Delivery.idempotency_key == key
+    )
+    return session.exec(statement).first()
+
+
+def _replay(earlier: Delivery, fingerprint: str) -> Delivery:
+    if earlier.request_hash != fingerprint:
+        raise UserErrors(
+            [
+                UserError(
+                    ("idempotencyKey",),
+                    "This idempotency key was already used with different input.",
+                    UserErrorCode.IDEMPOTENCY_CONFLICT,
+                )
+            ]
+        )
+    return earlier
+
+
+def _booking_usage(delivery: Delivery, area: ServiceArea) -> list[Usage]:
+    recipient = delivery.recipient_phone or delivery.recipient_email or delivery.recipient_name
+    recipient_key = hashlib.sha256(recipient.strip().lower().encode()).hexdigest()[:32]
+
+    def usage(suffix: str, meter: str, quantity: Decimal, key: str | None = None) -> Usage:
+        return Usage(
+            id=f"{delivery.id}:{suffix}",
+            tenant_id=delivery.tenant_id,
+            meter=meter,
+            quantity=quantity,
+            at=delivery.created_at,
+            key=key,
+            area_code=area.code,
+        )
+
+    return [
+        usage("booked", "deliveries", Decimal(1)),
+        usage("parcel_kg", "parcel_kg", Decimal(delivery.weight_grams) / 1000),
+        usage("recipient", "active_recipients", Decimal(1), key=recipient_key),
+    ]
+
+
+def _validate(
+    session: Session, request: BookingRequest, now: datetime
+) -> tuple[ServiceArea, date, tuple[datetime, datetime]]:
+    """Check everything, collecting every problem, so one round trip shows them all."""
+    errors: list[UserError] = []
+
+    def reject(field: tuple[str, ...], message: str, code: UserErrorCode) -> None:
+        errors.append(UserError(field, message, code))
+
+    if not request.reference.strip():
+        reject(("reference",), "Reference must not be blank.", UserErrorCode.REQUIRED)
+    elif len(request.reference) > 128:
+        reject(("reference",), "Reference is longer than 128 characters.", UserErrorCode.TOO_LONG)
+    if request.idempotency_key is not None and not 1 <= len(request.idempotency_key) <= 255:
+        reject(
+            ("idempotencyKey",),
+            "Idempotency key must be 1 to 255 characters.",
+            UserErrorCode.INVALID,
+        )
+    _validate_contact(request.recipient, reject)
+    _validate_parcel(request.parcel, reject)
+
+    dropoff = request.dropoff
+    if not (-90 <= dropoff.lat <= 90 and -180 <= dropoff.lng <= 180):
+        reject(("dropoff",), "Coordinates are not on Earth.", UserErrorCode.INVALID)
+        dropoff = Dropoff(lat=0.0, lng=0.0)
+
+    area = areas.get_area(session, request.service_area)
+    if area is None:
+        reject(
+            ("serviceArea",),
+            f"No service area has the code {request.service_area!r}.",
+            UserErrorCode.SERVICE_AREA_NOT_FOUND,
+        )
+        raise UserErrors(errors)
+    if not areas.contains(area, dropoff.lat, dropoff.lng):
+        reject(
+            ("dropoff",),
+            f"The drop-off is outside service area {area.code!r}.",
+            UserErrorCode.OUTSIDE_SERVICE_AREA,
+        )
+
+    day, window = _validate_schedule(area, request, now, reject)
+    if errors:
+        raise UserErrors(errors)
+    return area, day, window
+
+
+def _validate_schedule(
+    area: ServiceArea, request: BookingRequest, now: datetime, reject: Reject
+) -> tuple[date, tuple[datetime, datetime]]:
+    """Resolve the delivery day and window, defaulting to the whole delivery day tomorrow."""
+    today = areas.local_day_of(area, now)
+    if request.date is not None:
+        day = request.date
+    elif request.time_window is not None:
+        day = areas.local_day_of(area, request.time_window[0])
+    else:
+        day = areas.next_delivery_date(area, now)
+    last = today + timedelta(days=BOOKING_HORIZON_DAYS)
+    if not today <= day <= last:
+        reject(
+            ("date",),
+            f"Deliveries can be booked from {today} to {last} (local time in {area.code!r}).",
+            UserErrorCode.DATE_NOT_BOOKABLE,
+        )
+    opens, closes = areas.delivery_day(area, day)
+    if request.time_window is None:
+        return day, (opens, closes)
+    start, end = request.time_window
+    if start.tzinfo is None or end.tzinfo is None:
+        reject(("timeWindow",), "Times must carry a UTC offset.", UserErrorCode.INVALID_TIME_WINDOW)
+        return day, (opens, closes)
+    if end - start < MIN_WINDOW:
+        reject(
+            ("timeWindow",),
+            "The window must end at least 30 minutes after it starts.",
+            UserErrorCode.INVALID_TIME_WINDOW,
+        )
+    elif start < opens or end > closes:
+        reject(
+            ("timeWindow",),
+            f"The window must lie within {area.code!r}'s delivery hours on {day}: "
+            f"{opens.isoformat()} to {closes.isoformat()}.",
+            UserErrorCode.TIME_WINDOW_OUTSIDE_SERVICE_HOURS,
+        )
+    elif end <= now:
+        reject(("timeWindow",), "The window is in the past.", UserErrorCode.INVALID_TIME_WINDOW)
+    return day, (start, end)
+
+
+def _validate_contact(recipient: Recipient, reject: Reject) -> None:
+    if not recipient.name.strip():
+        reject(("recipient", "name"), "Recipient name must not be blank.", UserErrorCode.REQUIRED)
+    if recipient.email is not None and not _EMAIL.match(recipient.email):
+        reject(("recipient", "email"), "Not an email address.", UserErrorCode.INVALID)
+    if recipient.phone is not None and not _PHONE.match(recipient.phone):
+        reject(("recipient", "phone"), "Not a phone number.", UserErrorCode.INVALID)
+
+
+def _validate_parcel(parcel: Parcel, reject: Reject) -> None:
+    if parcel.weight_grams <= 0:
+        reject(("parcel", "weightGrams"), "Weight must be positive.", UserErrorCode.INVALID)
+    elif parcel.weight_grams > MAX_WEIGHT_GRAMS:
+        reject(
+            ("parcel", "weightGrams"),
+            f"Parcels weigh at most {MAX_WEIGHT_GRAMS} g.",
+            UserErrorCode.PARCEL_TOO_HEAVY,
+        )
+    for name, side in (
+        ("lengthCm", parcel.length_cm),
+        ("widthCm", parcel.width_cm),
+        ("heightCm", parcel.height_cm),
+    ):
+        if side is None:
+            continue
+        if side <= 0:
+            reject(("parcel", name), "Dimensions must be positive.", UserErrorCode.INVALID)
+        elif side > MAX_SIDE_CM:
+            reject(
+                ("parcel", name),
+                f"No side may exceed {MAX_SIDE_CM} cm.",
+                UserErrorCode.PARCEL_TOO_LARGE,
+            )

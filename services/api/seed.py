@@ -1,0 +1,138 @@
+"""The demo world: one service area with a fleet, two merchants and an operator client.
+
+Idempotent: running it again finds everything by its stable identifiers, creates
+nothing twice, and rotates the API clients' secrets (secrets are only ever shown
+when they are set).
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Any
+
+from sqlmodel import Session, select
+
+from services.api.oauth.clients import (
+    MERCHANT_SCOPES,
+    OPERATOR_SCOPE,
+    create_client,
+    find_client,
+    rotate_secret,
+)
+from services.billing.plans import DEFAULT_PLAN, store_plan, subscribe
+from services.core import areas
+from services.core.models import OAuthClient, ServiceArea, Shift, Subscription, Tenant, Vehicle
+
+DEMO_AREA: dict[str, Any] = {
+    "code": "demo",
+    "name": "Demo: Newark depot, serving Jersey City, Manhattan and Brooklyn",
+    "timezone": "America/New_York",
+    "currency": "USD",
+    "depot_lat": 40.73,
+    "depot_lng": -74.17,
+    "south": 40.60,
+    "west": -74.10,
+    "north": 40.85,
+    "east": -73.85,
+    "day_start": time(8, 0),
+    "day_end": time(21, 0),
+    "average_speed_kmh": 24.0,
+    "service_seconds": 180,
+    "wave_cutoffs": ["18:00"],
+}
+# Two shift patterns cover the 08:00-21:00 delivery day; 24 vans carry several hundred
+# parcels a day between them.
+DEMO_SHIFTS = [(time(8, 0), time(17, 0))] * 12 + [(time(12, 0), time(21, 0))] * 12
+DEMO_MERCHANTS = [("Acme Outfitters", "lm_demo_acme"), ("Bluebird Books", "lm_demo_bluebird")]
+DEMO_OPERATOR_CLIENT_ID = "lm_demo_operator"
+
+
+def seed_demo(session: Session, today: date) -> dict[str, Any]:
+    area = _demo_area(session)
+    plan = store_plan(session, DEFAULT_PLAN)
+    merchants = []
+    for name, client_id in DEMO_MERCHANTS:
+        tenant = session.exec(select(Tenant).where(Tenant.name == name)).first()
+        if tenant is None:
+            tenant = Tenant(name=name)
+            session.add(tenant)
+            session.flush()
+        if not session.exec(
+            select(Subscription).where(Subscription.tenant_id == tenant.id)
+        ).first():
+            subscribe(session, tenant.id, plan, today.replace(day=1))
+        client, secret = _client_with_fresh_secret(
+            session, client_id, f"{name} integration", MERCHANT_SCOPES, tenant.id
+        )
+        merchants.append(
+            {
+                "tenant_id": tenant.id,
+                "name": name,
+                "client_id": client.client_id,
+                "client_secret": secret,
+            }
+        )
+    operator, operator_secret = _client_with_fresh_secret(
+        session, DEMO_OPERATOR_CLIENT_ID, "Demo operator", OPERATOR_SCOPE, None
+    )
+    return {
+        "area": {
+            "code": area.code,
+            "timezone": area.timezone,
+            "depot": {"lat": area.depot_lat, "lng": area.depot_lng},
+            "bounds": {
+                "south": area.south,
+                "west": area.west,
+                "north": area.north,
+                "east": area.east,
+            },
+            "delivery_hours": {
+                "start": area.day_start.strftime("%H:%M"),
+                "end": area.day_end.strftime("%H:%M"),
+            },
+        },
+        "merchants": merchants,
+        "operator": {"client_id": operator.client_id, "client_secret": operator_secret},
+    }
+
+
+def _demo_area(session: Session) -> ServiceArea:
+    area = areas.get_area(session, DEMO_AREA["code"])
+    if area is not None:
+        return area
+    area = ServiceArea(**DEMO_AREA)
+    session.add(area)
+    session.flush()
+    for number, (starts, ends) in enumerate(DEMO_SHIFTS, start=1):
+        vehicle = Vehicle(
+            area_id=area.id,
+            name=f"Van {number:02d}",
+            capacity_grams=700_000,
+            capacity_parcels=120,
+            cost_per_km_minor=35,
+            fixed_cost_minor=4_000,
+        )
+        session.add(vehicle)
+        session.flush()
+        session.add(
+            Shift(
+                area_id=area.id,
+                vehicle_id=vehicle.id,
+                starts_at=starts,
+                ends_at=ends,
+                hourly_wage_minor=2_600,
+            )
+        )
+    session.flush()
+    return area
+
+
+def _client_with_fresh_secret(
+    session: Session, client_id: str, name: str, scope: str, tenant_id: str | None
+) -> tuple[OAuthClient, str]:
+    client = find_client(session, client_id)
+    if client is None:
+        return create_client(
+            session, name=name, scope=scope, tenant_id=tenant_id, client_id=client_id
+        )
+    return client, rotate_secret(session, client)

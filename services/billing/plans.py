@@ -1,0 +1,92 @@
+"""Price plans and subscriptions stored in the database.
+
+A plan version is immutable once stored; changing prices means a new version that
+subscriptions move to from a date, so past invoices never change.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from services.billing.pricing import Plan, parse_plan
+from services.core.models import PricePlan, Subscription
+
+# The plan every merchant starts on (the contract's example plan).
+DEFAULT_PLAN: dict[str, Any] = {
+    "code": "growth",
+    "currency": "USD",
+    "minimum": "100.00",
+    "charges": [
+        {
+            "meter": "deliveries",
+            "model": "graduated",
+            "tiers": [
+                {"up_to": "1000", "unit_price": "2.50"},
+                {"up_to": None, "unit_price": "2.00"},
+            ],
+        },
+        {"meter": "failed_attempts", "model": "per_unit", "unit_price": "1.00", "free_units": "10"},
+        {
+            "meter": "parcel_kg",
+            "model": "volume",
+            "tiers": [
+                {"up_to": "500", "unit_price": "0.10"},
+                {"up_to": None, "unit_price": "0.08"},
+            ],
+        },
+        {
+            "meter": "api_requests",
+            "model": "package",
+            "package_size": "10000",
+            "package_price": "5.00",
+            "free_units": "100000",
+        },
+        {
+            "meter": "active_recipients",
+            "model": "per_unit",
+            "aggregation": "unique_count",
+            "unit_price": "0.01",
+        },
+    ],
+}
+
+
+def store_plan(session: Session, definition: dict[str, Any]) -> PricePlan:
+    """Store a plan definition (validated by the pricing engine) as its code's next version,
+    unless the latest version already has exactly this definition."""
+    plan = parse_plan(definition)
+    latest = session.exec(
+        select(PricePlan).where(PricePlan.code == plan.code).order_by(col(PricePlan.version).desc())
+    ).first()
+    if latest is not None and latest.definition == definition:
+        return latest
+    row = PricePlan(
+        code=plan.code,
+        version=(latest.version + 1) if latest else 1,
+        currency=plan.currency.code,
+        definition=definition,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def subscribe(session: Session, tenant_id: str, plan: PricePlan, starts_on: date) -> Subscription:
+    subscription = Subscription(tenant_id=tenant_id, plan_id=plan.id, starts_on=starts_on)
+    session.add(subscription)
+    session.flush()
+    return subscription
+
+
+def plan_on(session: Session, tenant_id: str, day: date) -> Plan | None:
+    """The plan version a tenant is billed by on `day` (the latest subscription started by then)."""
+    row = session.exec(
+        select(PricePlan)
+        .join(Subscription, col(Subscription.plan_id) == col(PricePlan.id))
+        .where(Subscription.tenant_id == tenant_id, Subscription.starts_on <= day)
+        .order_by(col(Subscription.starts_on).desc(), col(Subscription.id).desc())
+    ).first()
+    return parse_plan(row.definition) if row else None

@@ -1,0 +1,40 @@
+"""The Celery application shared by every worker process.
+
+Tasks are acknowledged late and rejected when a worker dies, so a task in flight
+when a process crashes is delivered again; every task is written to be safe to run
+twice. Each service's tasks go to its own queue so they can be scaled separately.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from services.core.settings import get_settings
+
+QUEUES = ("planner", "billing", "webhooks")
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    app = Celery(
+        "lastmile",
+        broker=settings.resolved_broker_url(),
+        include=["services.planner.tasks"],
+    )
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue="planner",
+        task_routes={f"{queue}.*": {"queue": queue} for queue in QUEUES},
+        broker_connection_retry_on_startup=True,
+        timezone="UTC",
+        beat_schedule={
+            "planner-waves": {"task": "planner.run_due_waves", "schedule": 60.0},
+        },
+    )
+    return app
+
+
+celery_app = make_celery()

@@ -1,0 +1,53 @@
+"""Configuration from the environment (prefix LASTMILE_), with embedded defaults.
+
+The defaults need no server at all: a SQLite file and a SQLite-backed Celery broker
+under ./var, so `make run` works on a bare machine. Point the URLs at PostgreSQL and
+Redis/RabbitMQ to run for real.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LASTMILE_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite under var_dir
+    broker_url: str = ""  # empty: a SQLite-backed broker under var_dir
+    # Public base URL of the API: the `iss` of tokens and the base of RFC 8414 metadata.
+    issuer: str = "http://127.0.0.1:8000"
+    # PEM of the RSA key that signs access tokens. Empty: one is generated once into
+    # var_dir. Every API process of a deployment must share the same key.
+    jwt_private_key: str = ""
+    access_token_ttl_seconds: int = 900
+    # How the default matrix provider turns straight lines into road travel.
+    road_circuity: float = 1.3
+    plan_time_limit_seconds: float = 10.0
+
+    def resolved_database_url(self) -> str:
+        return normalize_database_url(
+            self.database_url or f"sqlite:///{(self.var_dir / 'lastmile.db').resolve()}"
+        )
+
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{(self.var_dir / 'broker.db').resolve()}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and pick the driver we ship (psycopg 3)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    settings = Settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return settings

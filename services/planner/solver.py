@@ -1,0 +1,642 @@
+"""The planner's solver: a `Problem` in, a `Solution` out, with OR-Tools routing.
+
+Pure computation: no database, no network. `solve` validates the input, leaves out jobs
+that no vehicle could ever serve, builds one OR-Tools routing model over the rest and
+searches for the cheapest plan inside the wall-clock budget. Problems too large for one
+model are split into geographic pieces solved in parallel worker processes
+(`solve_decomposed`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+from services.planner.problem import (
+    Job,
+    Problem,
+    ProblemError,
+    Route,
+    Solution,
+    SolveOptions,
+    Unassigned,
+    Vehicle,
+    Visit,
+)
+
+TOO_LARGE = "TOO_LARGE"
+WINDOW_UNREACHABLE = "WINDOW_UNREACHABLE"
+NO_CAPACITY = "NO_CAPACITY"
+
+# Above this many jobs one routing model gets slow to build and to search; the problem
+# is cut into geographic pieces instead.
+DECOMPOSE_ABOVE = 1500
+
+# Seconds kept back from OR-Tools for reading the solution out, so the whole call stays
+# inside its budget.
+_EXTRACTION_RESERVE = 0.05
+
+
+def solve(problem: Problem, options: SolveOptions | None = None) -> Solution:
+    """Plan routes for `problem` within `options.time_limit` seconds of wall clock."""
+    options = options or SolveOptions()
+    deadline = time.monotonic() + options.time_limit
+    matrices = validate(problem)
+    if len(problem.jobs) > DECOMPOSE_ABOVE:
+        return solve_decomposed(problem, options, deadline, matrices=matrices)
+    return solve_direct(problem, matrices, deadline, options)
+
+
+@dataclass(frozen=True)
+class Matrices:
+    """The problem's matrices as int64 arrays, checked once and shared by every step."""
+
+    distance: np.ndarray
+    duration: np.ndarray
+
+
+def validate(problem: Problem) -> Matrices:
+    """Raise `ProblemError` naming the first malformed job, vehicle or matrix."""
+    if not problem.vehicles:
+        raise ProblemError("the problem has no vehicles")
+    distance = _square_matrix(problem.distance, "distance")
+    duration = _square_matrix(problem.duration, "duration")
+    size = distance.shape[0]
+    if duration.shape[0] != size:
+        raise ProblemError(
+            f"distance matrix is {size}x{size} but duration matrix is "
+            f"{duration.shape[0]}x{duration.shape[0]}"
+        )
+    dims = len(problem.vehicles[0].capacity)
+    seen: set[str] = set()
+    for v in problem.vehicles:
+        if v.id in seen:
+            raise ProblemError(f"vehicle {v.id}: duplicate id")
+        seen.add(v.id)
+        if len(v.capacity) != dims:
+            raise ProblemError(f"vehicle {v.id}: {len(v.capacity)} capacity dimensions, "
+                               f"expected {dims}")
+        if any(c < 0 for c in v.capacity):
+            raise ProblemError(f"vehicle {v.id}: negative capacity {v.capacity}")
+        for loc in (v.start, v.end):
+            if not 0 <= loc < size:
+                raise ProblemError(f"vehicle {v.id}: location {loc} outside the matrix")
+        if v.shift[1] < v.shift[0]:
+            raise ProblemError(f"vehicle {v.id}: shift ends before it starts {v.shift}")
+        if v.max_duration is not None and v.max_duration < 0:
+            raise ProblemError(f"vehicle {v.id}: negative max_duration")
+        if min(v.fixed_cost, v.cost_per_distance, v.cost_per_time) < 0:
+            raise ProblemError(f"vehicle {v.id}: negative cost")
+        for b in v.breaks:
+            if b.window[1] < b.window[0] or b.duration < 0:
+                raise ProblemError(f"vehicle {v.id}: invalid break {b}")
+    seen = set()
+    for j in problem.jobs:
+        if j.id in seen:
+            raise ProblemError(f"job {j.id}: duplicate id")
+        seen.add(j.id)
+        if len(j.demand) != dims:
+            raise ProblemError(f"job {j.id}: {len(j.demand)} demand dimensions, "
+                               f"vehicles have {dims}")
+        if any(d < 0 for d in j.demand):
+            raise ProblemError(f"job {j.id}: negative demand {j.demand}")
+        if j.window[1] < j.window[0]:
+            raise ProblemError(f"job {j.id}: window ends before it starts {j.window}")
+        if j.service < 0:
+            raise ProblemError(f"job {j.id}: negative service time")
+        if not 0 <= j.location < size:
+            raise ProblemError(f"job {j.id}: location {j.location} outside the matrix")
+    if problem.drop_penalty is not None and problem.drop_penalty < 0:
+        raise ProblemError("drop_penalty is negative")
+    return Matrices(distance, duration)
+
+
+def _square_matrix(rows: Sequence[Sequence[int]], name: str) -> np.ndarray:
+    try:
+        matrix = np.asarray(rows, dtype=np.int64)
+    except (ValueError, TypeError) as exc:
+        raise ProblemError(f"{name} matrix is not a square matrix of integers") from exc
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ProblemError(f"{name} matrix is not square: shape {matrix.shape}")
+    if matrix.size and matrix.min() < 0:
+        i, j = np.argwhere(matrix < 0)[0]
+        raise ProblemError(f"{name} matrix has a negative entry at [{i}][{j}]")
+    return matrix
+
+
+def feasible_vehicles(problem: Problem, m: Matrices) -> np.ndarray:
+    """Boolean jobs x vehicles: could this vehicle serve this job alone?
+
+    Breaks are not considered: they rarely make a lone visit impossible, and the search
+    still respects them.
+    """
+    jobs, vehicles = problem.jobs, problem.vehicles
+    fits = _capacity_fits(jobs, vehicles)
+    loc = np.array([j.location for j in jobs], dtype=np.int64)
+    start = np.array([v.start for v in vehicles], dtype=np.int64)
+    end = np.array([v.end for v in vehicles], dtype=np.int64)
+    open_, close = (np.array([j.window[k] for j in jobs], dtype=np.int64)[:, None]
+                    for k in (0, 1))
+    service = np.array([j.service for j in jobs], dtype=np.int64)[:, None]
+    shift0 = np.array([v.shift[0] for v in vehicles], dtype=np.int64)[None, :]
+    shift1 = np.array([v.shift[1] for v in vehicles], dtype=np.int64)[None, :]
+    go = m.duration[np.ix_(start, loc)].T  # jobs x vehicles
+    back = m.duration[np.ix_(loc, end)]
+    begin = np.maximum(shift0 + go, open_)
+    ok = fits & (begin <= close) & (begin + service + back <= shift1)
+    longest = np.array([v.max_duration if v.max_duration is not None else np.iinfo(np.int64).max
+                        for v in vehicles], dtype=np.int64)[None, :]
+    return ok & (go + service + back <= longest)
+
+
+def _capacity_fits(jobs: Sequence[Job], vehicles: Sequence[Vehicle]) -> np.ndarray:
+    dims = len(vehicles[0].capacity)
+    if dims == 0:
+        return np.ones((len(jobs), len(vehicles)), dtype=bool)
+    demand = np.array([j.demand for j in jobs], dtype=np.int64).reshape(len(jobs), dims)
+    capacity = np.array([v.capacity for v in vehicles], dtype=np.int64)
+    return np.all(demand[:, None, :] <= capacity[None, :, :], axis=2)
+
+
+def impossible_reason(problem: Problem, job: int) -> str:
+    """Why no vehicle can serve job `job` even alone (only call when that is so)."""
+    if not _capacity_fits([problem.jobs[job]], problem.vehicles).any():
+        return TOO_LARGE
+    return WINDOW_UNREACHABLE
+
+
+def solve_direct(
+    problem: Problem, m: Matrices, deadline: float, options: SolveOptions
+) -> Solution:
+    """Solve with one routing model, leaving out the jobs nobody can serve."""
+    allowed = feasible_vehicles(problem, m) if problem.jobs else np.zeros((0, 0), bool)
+    servable = [i for i in range(len(problem.jobs)) if allowed[i].any()]
+    left_out = [
+        Unassigned(problem.jobs[i].id, impossible_reason(problem, i))
+        for i in range(len(problem.jobs)) if not allowed[i].any()
+    ]
+    model = _Model(problem, m, servable, allowed)
+    routes = model.search(deadline, options)
+    return assemble(problem, m, routes, left_out)
+
+
+@dataclass(frozen=True)
+class RawRoute:
+    """A route as the search left it: job indices with the solver's times."""
+
+    vehicle: int
+    jobs: list[int]
+    starts: list[int]  # service start per job
+    departure: int
+    arrival: int
+    breaks: list[tuple[int, int]]
+
+
+def assemble(
+    problem: Problem, m: Matrices, routes: list[RawRoute], left_out: list[Unassigned]
+) -> Solution:
+    """Build the `Solution`; jobs in no route and not in `left_out` become NO_CAPACITY,
+    so every job appears exactly once."""
+    built: list[Route] = []
+    placed: set[int] = set()
+    for raw in routes:
+        if raw.jobs:
+            placed.update(raw.jobs)
+            built.append(_route(problem, m, raw))
+    known = {u.job_id for u in left_out}
+    unassigned = list(left_out) + [
+        Unassigned(j.id, NO_CAPACITY)
+        for i, j in enumerate(problem.jobs) if i not in placed and j.id not in known
+    ]
+    return Solution(
+        routes=tuple(built),
+        unassigned=tuple(unassigned),
+        distance=sum(r.distance for r in built),
+        cost=sum(r.cost for r in built) + len(unassigned) * (problem.drop_penalty or 0),
+    )
+
+
+def _route(problem: Problem, m: Matrices, raw: RawRoute) -> Route:
+    """Time and price a route.
+
+    Without breaks the times are recomputed to come back as early as possible and then
+    wait as little as possible; with breaks the solver's schedule is kept as it is.
+    """
+    vehicle = problem.vehicles[raw.vehicle]
+    jobs = [problem.jobs[i] for i in raw.jobs]
+    locs = [vehicle.start] + [j.location for j in jobs] + [vehicle.end]
+    legs = list(itertools.pairwise(locs))
+    distance = int(sum(m.distance[a, b] for a, b in legs))
+    travel = [int(m.duration[a, b]) for a, b in legs]
+    starts, departure, arrival = raw.starts, raw.departure, raw.arrival
+    if not raw.breaks:
+        tight = _tight_schedule(vehicle, jobs, travel)
+        if vehicle.max_duration is None or tight[2] - tight[1] <= vehicle.max_duration:
+            starts, departure, arrival = tight
+    visits = []
+    ready = departure
+    for k, job in enumerate(jobs):
+        resting = sum(e - s for s, e in raw.breaks if ready <= s < starts[k])
+        visits.append(Visit(job.id, min(starts[k], ready + travel[k] + resting), starts[k],
+                            starts[k] + job.service))
+        ready = starts[k] + job.service
+    cost = (
+        vehicle.fixed_cost
+        + vehicle.cost_per_distance * distance
+        + vehicle.cost_per_time * (arrival - departure)
+    )
+    return Route(vehicle.id, tuple(visits), departure, arrival, distance, cost,
+                 tuple(raw.breaks))
+
+
+def _tight_schedule(
+    vehicle: Vehicle, jobs: list[Job], travel: list[int]
+) -> tuple[list[int], int, int]:
+    """(service starts, departure, return) that return as early as possible, then leave
+    as late as that allows: a forward pass for the earliest return, a backward pass for
+    the latest starts that still make it, and a forward pass from the latest departure.
+    """
+    t = vehicle.shift[0]
+    for k, job in enumerate(jobs):
+        t = max(t + travel[k], job.window[0]) + job.service
+    back = t + travel[-1]
+    t = back - travel[-1]
+    for k in range(len(jobs) - 1, -1, -1):
+        t = min(t - jobs[k].service, jobs[k].window[1]) - travel[k]
+    departure = max(vehicle.shift[0], t)
+    starts = []
+    t = departure
+    for k, job in enumerate(jobs):
+        t = max(t + travel[k], job.window[0])
+        starts.append(t)
+        t += job.service
+    return starts, departure, t + travel[-1]
+
+
+def search_parameters() -> routing_enums_pb2.RoutingSearchParameters:
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = (
+        routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
+    )
+    params.local_search_metaheuristic = (
+        routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    )
+    return params
+
+
+class _Model:
+    """One OR-Tools routing model over the servable jobs.
+
+    Nodes are the servable jobs (0..n-1) followed by the distinct depot locations.
+    """
+
+    def __init__(
+        self, problem: Problem, m: Matrices, servable: list[int], allowed: np.ndarray
+    ) -> None:
+        self.problem = problem
+        self.jobs = servable
+        vehicles = problem.vehicles
+        depots = sorted({v.start for v in vehicles} | {v.end for v in vehicles})
+        depot_node = {loc: len(servable) + k for k, loc in enumerate(depots)}
+        self.locations = np.array(
+            [problem.jobs[i].location for i in servable] + depots, dtype=np.int64
+        )
+        n_nodes = len(self.locations)
+        self.manager = pywrapcp.RoutingIndexManager(
+            n_nodes,
+            len(vehicles),
+            [depot_node[v.start] for v in vehicles],
+            [depot_node[v.end] for v in vehicles],
+        )
+        self.routing = pywrapcp.RoutingModel(self.manager)
+        routing = self.routing
+        loc = self.locations
+        distance = m.distance[np.ix_(loc, loc)]
+        service = np.array(
+            [problem.jobs[i].service for i in servable] + [0] * len(depots), dtype=np.int64
+        )
+        travel_time = m.duration[np.ix_(loc, loc)] + service[:, None]
+
+        # Arc costs: one matrix per distinct price per distance unit.
+        by_price: dict[int, int] = {}
+        for v_index, v in enumerate(vehicles):
+            if v.cost_per_distance not in by_price:
+                by_price[v.cost_per_distance] = routing.RegisterTransitMatrix(
+                    (distance * v.cost_per_distance).tolist()
+                )
+            routing.SetArcCostEvaluatorOfVehicle(by_price[v.cost_per_distance], v_index)
+            if v.fixed_cost:
+                routing.SetFixedCostOfVehicle(v.fixed_cost, v_index)
+
+        # Capacities: one dimension per demand dimension that anything uses.
+        dims = len(vehicles[0].capacity)
+        for d in range(dims):
+            demand = [problem.jobs[i].demand[d] for i in servable] + [0] * len(depots)
+            if not any(demand):
+                continue
+            callback = routing.RegisterUnaryTransitVector(demand)
+            routing.AddDimensionWithVehicleCapacity(
+                callback, 0, [v.capacity[d] for v in vehicles], True, f"capacity{d}"
+            )
+
+        # Time: transit = service at the origin + travel; waiting is slack.
+        horizon = int(max(
+            max(v.shift[1] for v in vehicles),
+            max((problem.jobs[i].window[1] for i in servable), default=0),
+        )) + 1
+        time_callback = routing.RegisterTransitMatrix(travel_time.tolist())
+        routing.AddDimension(time_callback, horizon, horizon, False, "time")
+        self.time = routing.GetDimensionOrDie("time")
+        for node, i in enumerate(servable):
+            self.time.CumulVar(self.manager.NodeToIndex(node)).SetRange(*problem.jobs[i].window)
+        self.breaks: list[list[pywrapcp.IntervalVar]] = []
+        solver = routing.solver()
+        visit_time = [
+            int(service[self.manager.IndexToNode(idx)]) for idx in range(routing.Size())
+        ]
+        for v_index, v in enumerate(vehicles):
+            self.time.CumulVar(routing.Start(v_index)).SetRange(*v.shift)
+            self.time.CumulVar(routing.End(v_index)).SetRange(*v.shift)
+            if v.max_duration is not None:
+                self.time.SetSpanUpperBoundForVehicle(v.max_duration, v_index)
+            if v.cost_per_time:
+                self.time.SetSpanCostCoefficientForVehicle(v.cost_per_time, v_index)
+            intervals = [
+                solver.FixedDurationIntervalVar(
+                    b.window[0], b.window[1], b.duration, False, f"break {v.id} {k}"
+                )
+                for k, b in enumerate(v.breaks)
+            ]
+            self.breaks.append(intervals)
+            if intervals:
+                self.time.SetBreakIntervalsOfVehicle(intervals, v_index, visit_time)
+
+        # Every job may be left out; when the caller demands all, the price of leaving
+        # one out dwarfs any route, so the search only does it when it has to.
+        self.penalty = problem.drop_penalty
+        if self.penalty is None:
+            self.penalty = _mandatory_penalty(problem, distance, horizon)
+        all_vehicles = len(vehicles)
+        for node, i in enumerate(servable):
+            index = self.manager.NodeToIndex(node)
+            routing.AddDisjunction([index], self.penalty)
+            can = np.flatnonzero(allowed[i])
+            if len(can) < all_vehicles:
+                # -1: the job may still be left out.
+                routing.VehicleVar(index).SetValues([-1, *(int(x) for x in can)])
+
+    def search(self, deadline: float, options: SolveOptions) -> list[RawRoute]:
+        """Search until the deadline; return one raw route per vehicle (maybe empty)."""
+        routing = self.routing
+        params = search_parameters()
+        remaining = deadline - time.monotonic() - _EXTRACTION_RESERVE
+        params.time_limit.FromMilliseconds(max(1, int(remaining * 1000)))
+        best = [math.inf]
+
+        def improved() -> None:
+            cost = routing.CostVar().Value()
+            if cost < best[0]:
+                best[0] = cost
+                if options.on_progress is not None:
+                    options.on_progress(int(cost))
+
+        routing.AddAtSolutionCallback(improved)
+        if params.use_iterated_local_search:
+            solution = routing.SolveWithIteratedLocalSearch(params)
+        else:
+            solution = routing.SolveWithParameters(params)
+        if solution is None:
+            return []
+        if options.on_progress is not None:
+            options.on_progress(int(solution.ObjectiveValue()))
+        return self._read(solution)
+
+    def _read(self, solution: pywrapcp.Assignment) -> list[RawRoute]:
+        routing, manager = self.routing, self.manager
+        taken: dict[str, tuple[int, int]] = {}
+        intervals = solution.IntervalVarContainer()
+        for k in range(intervals.Size()):
+            element = intervals.Element(k)
+            if element.PerformedValue():
+                taken[element.Var().Name()] = (element.StartValue(), element.EndValue())
+        routes = []
+        for v_index in range(routing.vehicles()):
+            jobs, starts = [], []
+            index = solution.Value(routing.NextVar(routing.Start(v_index)))
+            while not routing.IsEnd(index):
+                jobs.append(self.jobs[manager.IndexToNode(index)])
+                starts.append(solution.Value(self.time.CumulVar(index)))
+                index = solution.Value(routing.NextVar(index))
+            breaks = sorted(taken[b.Name()] for b in self.breaks[v_index] if b.Name() in taken)
+            routes.append(RawRoute(
+                v_index, jobs, starts,
+                solution.Value(self.time.CumulVar(routing.Start(v_index))),
+                solution.Value(self.time.CumulVar(routing.End(v_index))),
+                breaks,
+            ))
+        return routes
+
+
+def _mandatory_penalty(problem: Problem, distance: np.ndarray, horizon: int) -> int:
+    """A price for leaving a job out that exceeds what serving it could ever add."""
+    worst_arc = int(distance.max()) if distance.size else 0
+    worst = max(
+        v.fixed_cost + v.cost_per_distance * 2 * worst_arc + v.cost_per_time * horizon
+        for v in problem.vehicles
+    )
+    return min(100 * (worst + 1), 2**62 // max(1, len(problem.jobs)))
+
+
+# --- Very large problems: geographic pieces solved in parallel -----------------------
+
+# Jobs per piece: small enough for OR-Tools to search well in a few seconds.
+PIECE_SIZE = 400
+
+# Share of the budget given to the pieces; the rest is kept for re-planning the jobs the
+# pieces could not place with the vehicles they did not use.
+_PIECES_SHARE = 0.85
+
+# Seconds a worker process needs to start and to ship its piece back and forth.
+_WORKER_OVERHEAD = 0.5
+
+
+def solve_decomposed(
+    problem: Problem,
+    options: SolveOptions | None = None,
+    deadline: float | None = None,
+    *,
+    piece_size: int = PIECE_SIZE,
+    matrices: Matrices | None = None,
+) -> Solution:
+    """Solve a problem too large for one model by cutting it into geographic pieces.
+
+    Jobs are clustered around medoids of the distance matrix (no coordinates needed),
+    vehicles are shared out in proportion to each piece's work, the pieces are solved
+    in parallel worker processes and their routes stitched back together. Jobs a piece
+    could not place are then planned once more with the vehicles no piece used.
+    """
+    options = options or SolveOptions()
+    if deadline is None:
+        deadline = time.monotonic() + options.time_limit
+    m = matrices or validate(problem)
+    allowed = feasible_vehicles(problem, m) if problem.jobs else np.zeros((0, 0), bool)
+    left_out = [
+        Unassigned(problem.jobs[i].id, impossible_reason(problem, i))
+        for i in range(len(problem.jobs)) if not allowed[i].any()
+    ]
+    servable = [i for i in range(len(problem.jobs)) if allowed[i].any()]
+    n_pieces = max(1, math.ceil(len(servable) / piece_size))
+    clusters = _cluster(problem, m, servable, n_pieces)
+    fleets = _share_vehicles(problem, m, clusters)
+
+    workers = max(1, min(options.workers or os.cpu_count() or 1, len(clusters)))
+    waves = math.ceil(len(clusters) / workers)
+    budget = (deadline - time.monotonic()) * _PIECES_SHARE
+    piece_limit = max(0.1, budget / waves - _WORKER_OVERHEAD)
+    pieces = [
+        _subproblem(problem, m, jobs, fleet)
+        for jobs, fleet in zip(clusters, fleets, strict=True)
+    ]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        solved = list(pool.map(_solve_piece, pieces, [piece_limit] * len(pieces)))
+
+    job_index = {j.id: i for i, j in enumerate(problem.jobs)}
+    vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
+    raw = [
+        _raw_from_route(r, job_index, vehicle_index) for piece in solved for r in piece.routes
+    ]
+    placed = {i for r in raw for i in r.jobs}
+    missing = [i for i in servable if i not in placed]
+    used = {r.vehicle for r in raw}
+    idle = [k for k in range(len(problem.vehicles)) if k not in used]
+    if missing and idle:
+        repair = _subproblem(problem, m, missing, idle)
+        remaining = max(0.1, deadline - time.monotonic() - _EXTRACTION_RESERVE)
+        fixed = solve(repair, replace(options, time_limit=remaining, on_progress=None))
+        raw += [_raw_from_route(r, job_index, vehicle_index) for r in fixed.routes]
+    solution = assemble(problem, m, raw, left_out)
+    if options.on_progress is not None:
+        options.on_progress(solution.cost)
+    return solution
+
+
+def _solve_piece(piece: Problem, time_limit: float) -> Solution:
+    """Worker-process entry point (module level so that it pickles)."""
+    return solve(piece, SolveOptions(time_limit=time_limit))
+
+
+def _raw_from_route(
+    route: Route, job_index: dict[str, int], vehicle_index: dict[str, int]
+) -> RawRoute:
+    return RawRoute(
+        vehicle_index[route.vehicle_id],
+        [job_index[v.job_id] for v in route.visits],
+        [v.start for v in route.visits],
+        route.departure,
+        route.arrival,
+        list(route.breaks),
+    )
+
+
+def _subproblem(problem: Problem, m: Matrices, jobs: list[int], fleet: list[int]) -> Problem:
+    """The problem restricted to some jobs and vehicles, with matrices cut to match."""
+    vehicles = [problem.vehicles[k] for k in fleet]
+    locations = sorted(
+        {problem.jobs[i].location for i in jobs}
+        | {v.start for v in vehicles}
+        | {v.end for v in vehicles}
+    )
+    at = {loc: k for k, loc in enumerate(locations)}
+    cut = np.ix_(locations, locations)
+    return Problem(
+        distance=m.distance[cut].tolist(),
+        duration=m.duration[cut].tolist(),
+        jobs=[replace(problem.jobs[i], location=at[problem.jobs[i].location]) for i in jobs],
+        vehicles=[replace(v, start=at[v.start], end=at[v.end]) for v in vehicles],
+        drop_penalty=problem.drop_penalty,
+    )
+
+
+def _cluster(problem: Problem, m: Matrices, jobs: list[int], k: int) -> list[list[int]]:
+    """Split jobs into k compact groups of similar size (balanced k-medoids).
+
+    Seeds are spread out by farthest-point sampling; a few rounds then assign every job
+    to its nearest medoid that still has room (most constrained jobs first) and move each
+    medoid to the member closest to the rest of its group.
+    """
+    if k == 1:
+        return [list(jobs)]
+    loc = np.array([problem.jobs[i].location for i in jobs], dtype=np.int64)
+
+    def between(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return m.distance[np.ix_(rows, cols)] + m.distance[np.ix_(cols, rows)].T
+
+    depot = problem.vehicles[0].start
+    seeds = [int(np.argmax(between(loc, np.array([depot]))[:, 0]))]
+    nearest = between(loc, loc[seeds])[:, 0]
+    while len(seeds) < k:
+        seeds.append(int(np.argmax(nearest)))
+        nearest = np.minimum(nearest, between(loc, loc[seeds[-1:]])[:, 0])
+
+    room = math.ceil(len(jobs) / k * 1.1)
+    medoids = np.array(seeds)
+    members: list[np.ndarray] = []
+    for _ in range(4):
+        d = between(loc, loc[medoids])  # jobs x k
+        order = np.sort(d, axis=1)
+        regret = order[:, 1] - order[:, 0]
+        size = np.zeros(k, dtype=np.int64)
+        owner = np.empty(len(jobs), dtype=np.int64)
+        for j in np.argsort(-regret):
+            for c in np.argsort(d[j]):
+                if size[c] < room:
+                    owner[j] = c
+                    size[c] += 1
+                    break
+        members = [np.flatnonzero(owner == c) for c in range(k)]
+        medoids = np.array([
+            g[int(np.argmin(between(loc[g], loc[g]).sum(axis=1)))] if len(g) else medoids[c]
+            for c, g in enumerate(members)
+        ])
+    return [[jobs[j] for j in g] for g in members if len(g)]
+
+
+def _share_vehicles(problem: Problem, m: Matrices, clusters: list[list[int]]) -> list[list[int]]:
+    """Give each piece vehicles in proportion to its work (jobs, service time, and each
+    capacity dimension, whichever share is largest), near its jobs where depots differ,
+    with large and small vehicles mixed across pieces."""
+    n_vehicles = len(problem.vehicles)
+    dims = len(problem.vehicles[0].capacity)
+    work = np.array([
+        [len(c), sum(problem.jobs[i].service for i in c) + 1]
+        + [sum(problem.jobs[i].demand[d] for i in c) for d in range(dims)]
+        for c in clusters
+    ], dtype=float)
+    totals = work.sum(axis=0)
+    share = (work / np.where(totals > 0, totals, 1)).max(axis=1)
+    quota = share / share.sum() * n_vehicles
+    counts = np.floor(quota).astype(int)
+    counts = np.maximum(counts, 1 if n_vehicles >= len(clusters) else 0)
+    while counts.sum() > n_vehicles:
+        counts[int(np.argmax(counts - quota))] -= 1
+    while counts.sum() < n_vehicles:
+        counts[int(np.argmax(quota - counts))] += 1
+
+    centre = [problem.jobs[c[len(c) // 2]].location for c in clusters]
+    free = sorted(range(n_vehicles), key=lambda k: [-x for x in problem.vehicles[k].capacity])
+    fleets: list[list[int]] = [[] for _ in clusters]
+    while free:
+        c = int(np.argmax([counts[c] - len(fleets[c]) for c in range(len(clusters))]))
+        k = min(free, key=lambda k: m.distance[problem.vehicles[k].start, centre[c]]
+                + m.distance[centre[c], problem.vehicles[k].end])
+        fleets[c].append(k)
+        free.remove(k)
+    return fleets

@@ -1,0 +1,202 @@
+"""Booking over GraphQL: validation, idempotency under concurrency, pagination, bulk, scopes."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from services.api.deliveries import service
+from services.api.deliveries.errors import UserErrors
+from services.api.oauth.tokens import issue_access_token
+from services.api.seed import seed_demo
+from services.core.db import transaction, utcnow
+from services.core.models import Delivery, DeliveryEvent, OutboxEvent, UsageEvent
+from tests.factories import BOOK, BOOK_MANY, DELIVERIES, booking_input, graphql
+
+
+@pytest.fixture
+def demo(db):
+    with transaction() as session:
+        return seed_demo(session, utcnow().date())
+
+
+def _merchant_token(demo, index: int = 0, scope: str | None = None) -> str:
+    merchant = demo["merchants"][index]
+    access_token, _ = issue_access_token(
+        client_id=merchant["client_id"],
+        tenant_id=merchant["tenant_id"],
+        scope=scope or "deliveries:read deliveries:write billing:read",
+    )
+    return access_token
+
+
+def _count(model) -> int:
+    with transaction() as session:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+
+def test_a_booking_writes_delivery_event_usage_and_outbox_together(client, demo):
+    body = graphql(client, _merchant_token(demo), BOOK, {"input": booking_input("o-1")})
+    delivery_id = body["data"]["bookDelivery"]["delivery"]["id"]
+    with transaction() as session:
+        assert session.get(Delivery, delivery_id).reference == "o-1"
+        assert session.exec(
+            select(DeliveryEvent.status).where(DeliveryEvent.delivery_id == delivery_id)
+        ).all() == ["BOOKED"]
+        meters = session.exec(
+            select(UsageEvent.meter).where(UsageEvent.id.startswith(delivery_id))
+        ).all()
+        assert sorted(meters) == ["active_recipients", "deliveries", "parcel_kg"]
+        assert session.exec(select(OutboxEvent.topic)).all() == ["delivery.booked"]
+
+
+def test_every_validation_problem_is_reported_at_once(client, demo):
+    bad = booking_input(
+        "o-2",
+        recipient={"name": " ", "email": "not-an-email", "phone": "call me"},
+        parcel={"weightGrams": 0, "lengthCm": 400},
+    )
+    errors = graphql(client, _merchant_token(demo), BOOK, {"input": bad})["data"]["bookDelivery"][
+        "userErrors"
+    ]
+    assert {(tuple(e["field"]), e["code"]) for e in errors} == {
+        (("recipient", "name"), "REQUIRED"),
+        (("recipient", "email"), "INVALID"),
+        (("recipient", "phone"), "INVALID"),
+        (("parcel", "weightGrams"), "INVALID"),
+        (("parcel", "lengthCm"), "PARCEL_TOO_LARGE"),
+    }
+    assert _count(Delivery) == 0
+
+
+def test_concurrent_bookings_with_one_key_create_one_delivery(demo):
+    tenant_id = demo["merchants"][0]["tenant_id"]
+    request = service.BookingRequest(
+        reference="race",
+        service_area="demo",
+        dropoff=service.Dropoff(lat=40.7, lng=-74.0),
+        recipient=service.Recipient(name="Racer"),
+        parcel=service.Parcel(weight_grams=500),
+        idempotency_key="same-key",
+    )
+    barrier = threading.Barrier(6)
+    results: list[str] = []
+
+    def book() -> None:
+        barrier.wait()
+        with transaction() as session:
+            results.append(service.book(session, tenant_id, request, utcnow()).id)
+
+    threads = [threading.Thread(target=book) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 6 and len(set(results)) == 1
+    assert _count(Delivery) == 1
+    assert _count(UsageEvent) == 3
+
+
+def test_a_conflicting_replay_raises_and_writes_nothing(demo):
+    tenant_id = demo["merchants"][0]["tenant_id"]
+    base = dict(
+        service_area="demo",
+        dropoff=service.Dropoff(lat=40.7, lng=-74.0),
+        recipient=service.Recipient(name="A"),
+        parcel=service.Parcel(weight_grams=500),
+        idempotency_key="k",
+    )
+    with transaction() as session:
+        service.book(session, tenant_id, service.BookingRequest(reference="a", **base), utcnow())
+    with pytest.raises(UserErrors) as rejected, transaction() as session:
+        service.book(session, tenant_id, service.BookingRequest(reference="b", **base), utcnow())
+    assert rejected.value.errors[0].code == "IDEMPOTENCY_CONFLICT"
+    assert _count(Delivery) == 1
+
+
+def test_keys_are_per_tenant(client, demo):
+    first = graphql(
+        client, _merchant_token(demo, 0), BOOK, {"input": booking_input("a", idempotencyKey="k")}
+    )
+    second = graphql(
+        client, _merchant_token(demo, 1), BOOK, {"input": booking_input("a", idempotencyKey="k")}
+    )
+    assert (
+        first["data"]["bookDelivery"]["delivery"]["id"]
+        != second["data"]["bookDelivery"]["delivery"]["id"]
+    )
+
+
+def test_deliveries_paginate_with_opaque_cursors(client, demo):
+    access_token = _merchant_token(demo)
+    inputs = [booking_input(f"p-{i}") for i in range(7)]
+    graphql(client, access_token, BOOK_MANY, {"inputs": inputs})
+    seen: list[str] = []
+    after = None
+    while True:
+        page = graphql(client, access_token, DELIVERIES, {"first": 3, "after": after})["data"][
+            "deliveries"
+        ]
+        seen += [edge["node"]["reference"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == [f"p-{i}" for i in range(7)]
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [({"first": 101}, "between 0 and 100"), ({"after": "garbage!"}, "Invalid cursor")],
+)
+def test_bad_pagination_arguments_are_errors(client, demo, variables, message):
+    body = graphql(client, _merchant_token(demo), DELIVERIES, variables)
+    assert body["data"] is None
+    assert message in body["errors"][0]["message"]
+
+
+def test_bulk_booking_returns_results_in_order_and_keeps_the_valid_ones(client, demo):
+    inputs = [
+        booking_input("ok-1"),
+        booking_input("bad", parcel={"weightGrams": -5}),
+        booking_input("ok-2"),
+    ]
+    body = graphql(client, _merchant_token(demo), BOOK_MANY, {"inputs": inputs})
+    results = body["data"]["bookDeliveries"]["results"]
+    assert [r["delivery"] and r["delivery"]["reference"] for r in results] == ["ok-1", None, "ok-2"]
+    assert results[1]["userErrors"][0]["field"] == ["inputs", "1", "parcel", "weightGrams"]
+    assert _count(Delivery) == 2
+
+
+def test_bulk_booking_is_capped(client, demo):
+    inputs = [booking_input(f"x-{i}") for i in range(251)]
+    body = graphql(client, _merchant_token(demo), BOOK_MANY, {"inputs": inputs})
+    assert body["data"]["bookDeliveries"]["userErrors"][0]["code"] == "TOO_MANY_INPUTS"
+    assert _count(Delivery) == 0
+
+
+def test_a_read_only_token_cannot_book(client, demo):
+    access_token = _merchant_token(demo, scope="deliveries:read")
+    body = graphql(client, access_token, BOOK, {"input": booking_input("o")})
+    assert body["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+    assert _count(Delivery) == 0
+
+
+def test_the_operator_token_sees_no_merchant_data(client, demo):
+    access_token, _ = issue_access_token(
+        client_id="lm_demo_operator", tenant_id=None, scope="operator"
+    )
+    body = graphql(client, access_token, DELIVERIES)
+    assert body["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+
+
+@pytest.mark.parametrize("header", [None, "Bearer not-a-jwt", "Basic abc"])
+def test_requests_without_a_valid_token_are_refused(client, demo, header):
+    headers = {"Authorization": header} if header else {}
+    response = client.post(
+        "/graphql", json={"query": "{ deliveries { edges { cursor } } }"}, headers=headers
+    )
+    assert response.status_code == 401
+    assert "Bearer" in response.headers["www-authenticate"]

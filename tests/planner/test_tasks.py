@@ -1,0 +1,77 @@
+"""Plan runs through Celery, with a real broker and a real worker."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from sqlmodel import select
+
+from services.api.deliveries import service
+from services.api.seed import seed_demo
+from services.core.celery_app import celery_app
+from services.core.db import transaction, utcnow
+from services.core.models import Delivery, DeliveryStatus, PlanRun, PlanRunStatus
+from services.planner import runs, tasks
+
+
+@pytest.fixture
+def worker(db):
+    celery_app.control.purge()
+    with start_worker(
+        celery_app, pool="threads", concurrency=1, perform_ping_check=False, queues=["planner"]
+    ) as running:
+        yield running
+
+
+def _book(session, tenant_id: str, count: int, now: datetime) -> list[str]:
+    ids = []
+    for i in range(count):
+        request = service.BookingRequest(
+            reference=f"order-{i}",
+            service_area="demo",
+            dropoff=service.Dropoff(lat=40.70 + i * 0.005, lng=-74.0 + i * 0.004),
+            recipient=service.Recipient(name=f"Person {i}"),
+            parcel=service.Parcel(weight_grams=2000),
+        )
+        ids.append(service.book(session, tenant_id, request, now).id)
+    return ids
+
+
+def test_a_queued_plan_run_is_executed_by_a_worker(worker):
+    now = utcnow()
+    with transaction() as session:
+        demo = seed_demo(session, now.date())
+        ids = _book(session, demo["merchants"][0]["tenant_id"], 8, now)
+        day = session.get(Delivery, ids[0]).date
+        run = runs.request_plan(session, "demo", day, "test", time_limit=2)
+    tasks.execute_plan_run.delay(run.id)
+
+    deadline = time.monotonic() + 90
+    status = PlanRunStatus.QUEUED
+    while time.monotonic() < deadline and status not in (PlanRunStatus.DONE, PlanRunStatus.FAILED):
+        time.sleep(0.5)
+        with transaction() as session:
+            status = session.get(PlanRun, run.id).status
+    assert status == PlanRunStatus.DONE
+    with transaction() as session:
+        statuses = session.exec(select(Delivery.status).where(Delivery.id.in_(ids))).all()
+    assert set(statuses) == {DeliveryStatus.PLANNED}
+
+
+def test_a_wave_is_queued_once_after_its_cutoff(db):
+    with transaction() as session:
+        seed_demo(session, utcnow().date())
+    # 17:59 and 18:01 in New York (UTC-5 in November).
+    before_cutoff = datetime(2026, 11, 23, 22, 59, tzinfo=UTC)
+    after_cutoff = before_cutoff + timedelta(minutes=2)
+    with transaction() as session:
+        assert tasks.due_waves(session, before_cutoff) == []
+        queued = tasks.due_waves(session, after_cutoff)
+        assert len(queued) == 1
+        assert tasks.due_waves(session, after_cutoff + timedelta(minutes=5)) == []
+        run = session.get(PlanRun, queued[0])
+        assert run.date.isoformat() == "2026-11-24"
+        assert run.trigger == "wave 18:00"
