@@ -9,11 +9,18 @@ export LASTMILE_TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install run test lint bench migrate schema clean
 
-install: $(BIN)/lastmile
+ASSETS := services/api/static
+
+install: $(BIN)/lastmile $(ASSETS)/node_modules/.package-lock.json
 
 $(BIN)/lastmile: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --frozen
+	@touch $@
+
+# Browser assets (GraphiQL) come from npm at install time; the API never loads a CDN.
+$(ASSETS)/node_modules/.package-lock.json: $(ASSETS)/package.json $(ASSETS)/package-lock.json
+	cd $(ASSETS) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
 run: install
@@ -34,4 +41,4 @@ migrate: install
 	$(BIN)/lastmile migrate
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache $(ASSETS)/node_modules

@@ -3,13 +3,14 @@
 The suite runs against the database named by LASTMILE_TEST_DATABASE_URL (CI and
 `make test` point it at PostgreSQL; a `sqlite:///…` URL works for a quick local run)
 and the Celery broker named by LASTMILE_TEST_BROKER_URL (Redis by default).
-On PostgreSQL a dedicated database `lastmile_test` is created from scratch and
-migrated with the production migrations. Tests commit for real (the API, Celery
+On PostgreSQL a dedicated database `lastmile_test_<pid>` is created from scratch,
+migrated with the production migrations, and dropped at exit. Tests commit for real (the API, Celery
 workers and CLI each own their transactions), so every table is emptied afterwards.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +23,9 @@ _BASE_URL = os.environ.get("LASTMILE_TEST_DATABASE_URL", "postgresql://root@127.
 _VAR_DIR = tempfile.mkdtemp(prefix="lastmile-test-")
 
 
+_DATABASE = f"lastmile_test_{os.getpid()}"  # one per run, so parallel runs never collide
+
+
 def _prepare_database(base_url: str) -> str:
     """Create an empty test database next to the configured one and return its URL."""
     from services.core.settings import normalize_database_url
@@ -31,10 +35,19 @@ def _prepare_database(base_url: str) -> str:
         return f"sqlite:///{_VAR_DIR}/test.db"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS lastmile_test WITH (FORCE)"))
-        connection.execute(text("CREATE DATABASE lastmile_test"))
+        connection.execute(text(f"DROP DATABASE IF EXISTS {_DATABASE} WITH (FORCE)"))
+        connection.execute(text(f"CREATE DATABASE {_DATABASE}"))
+    atexit.register(_drop_database, admin)
+    return url.set(database=_DATABASE).render_as_string(hide_password=False)
+
+
+def _drop_database(admin: Engine) -> None:
+    from services.core.db import get_engine
+
+    get_engine().dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {_DATABASE} WITH (FORCE)"))
     admin.dispose()
-    return url.set(database="lastmile_test").render_as_string(hide_password=False)
 
 
 TEST_DATABASE_URL = _prepare_database(_BASE_URL)

@@ -24,7 +24,7 @@ from decimal import (
 MAX_DIGITS = 38
 """Digits a decimal input may carry: what a SQL `numeric(38, s)` column can hold."""
 
-_DECIMAL = re.compile(r"-?(\d+)(?:\.(\d+))?")
+_DECIMAL = re.compile(r"-?(\d+)(?:\.(\d+))?", re.ASCII)
 
 # Rounding needs a context that does not trap Inexact (rounding *is* inexact) but is
 # wide enough that only the quantize step ever rounds.

@@ -60,9 +60,9 @@ _CHARGE_FIELDS = frozenset(
 _TIER_FIELDS = frozenset({"up_to", "unit_price"})
 _EVENT_FIELDS = frozenset({"id", "tenant", "meter", "quantity", "at", "key"})
 
-_PERIOD = re.compile(r"(\d{4})-(\d{2})")
+_PERIOD = re.compile(r"(\d{4})-(\d{2})", re.ASCII)
 _TIMESTAMP = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?"
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?", re.ASCII
 )
 
 

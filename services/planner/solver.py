@@ -18,7 +18,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
-from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2, routing_parameters_pb2
+from ortools.util import optional_boolean_pb2
 
 from services.planner.problem import (
     Job,
@@ -183,8 +184,16 @@ def solve_direct(
         Unassigned(problem.jobs[i].id, impossible_reason(problem, i))
         for i in range(len(problem.jobs)) if not allowed[i].any()
     ]
-    model = _Model(problem, m, servable, allowed)
-    routes = model.search(deadline, options)
+    # Serving every job is cheaper to search with every job mandatory, but then the
+    # model has no plan at all unless a first one is found; if none is, fall back to
+    # a model where jobs may be left out at a prohibitive price.
+    start = None
+    if problem.drop_penalty is None:
+        model = _Model(problem, m, servable, allowed, mandatory=True)
+        start = model.first_solution(deadline)
+    if start is None:
+        model = _Model(problem, m, servable, allowed, mandatory=False)
+    routes = model.search(deadline, options, start)
     return assemble(problem, m, routes, left_out)
 
 
@@ -281,7 +290,19 @@ def _tight_schedule(
     return starts, departure, t + travel[-1]
 
 
-def search_parameters() -> routing_enums_pb2.RoutingSearchParameters:
+# Large-neighbourhood operators that rebuild whole paths by insertion: on time-window
+# problems each call costs more than the many small moves it displaces (measured).
+_SLOW_OPERATORS = (
+    "use_global_cheapest_insertion_path_lns",
+    "use_local_cheapest_insertion_path_lns",
+    "use_relocate_path_global_cheapest_insertion_insert_unperformed",
+    "use_global_cheapest_insertion_visit_types_lns",
+    "use_local_cheapest_insertion_visit_types_lns",
+    "use_lin_kernighan",
+)
+
+
+def search_parameters() -> routing_parameters_pb2.RoutingSearchParameters:
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = (
         routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
@@ -289,6 +310,8 @@ def search_parameters() -> routing_enums_pb2.RoutingSearchParameters:
     params.local_search_metaheuristic = (
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
+    for name in _SLOW_OPERATORS:
+        setattr(params.local_search_operators, name, optional_boolean_pb2.BOOL_FALSE)
     return params
 
 
@@ -299,7 +322,12 @@ class _Model:
     """
 
     def __init__(
-        self, problem: Problem, m: Matrices, servable: list[int], allowed: np.ndarray
+        self,
+        problem: Problem,
+        m: Matrices,
+        servable: list[int],
+        allowed: np.ndarray,
+        mandatory: bool,
     ) -> None:
         self.problem = problem
         self.jobs = servable
@@ -379,22 +407,38 @@ class _Model:
             if intervals:
                 self.time.SetBreakIntervalsOfVehicle(intervals, v_index, visit_time)
 
-        # Every job may be left out; when the caller demands all, the price of leaving
-        # one out dwarfs any route, so the search only does it when it has to.
-        self.penalty = problem.drop_penalty
-        if self.penalty is None:
-            self.penalty = _mandatory_penalty(problem, distance, horizon)
+        # Unless `mandatory`, every job may be left out; when the caller demands all, the
+        # price of leaving one out dwarfs any route, so the search only does it when it
+        # has to.
+        penalty = problem.drop_penalty
+        if penalty is None:
+            penalty = _mandatory_penalty(problem, distance, horizon)
         all_vehicles = len(vehicles)
         for node, i in enumerate(servable):
             index = self.manager.NodeToIndex(node)
-            routing.AddDisjunction([index], self.penalty)
-            can = np.flatnonzero(allowed[i])
+            if not mandatory:
+                routing.AddDisjunction([index], penalty)
+            can = [int(x) for x in np.flatnonzero(allowed[i])]
             if len(can) < all_vehicles:
-                # -1: the job may still be left out.
-                routing.VehicleVar(index).SetValues([-1, *(int(x) for x in can)])
+                routing.VehicleVar(index).SetValues(can if mandatory else [-1, *can])
 
-    def search(self, deadline: float, options: SolveOptions) -> list[RawRoute]:
-        """Search until the deadline; return one raw route per vehicle (maybe empty)."""
+    def first_solution(self, deadline: float) -> pywrapcp.Assignment | None:
+        """A first plan only, no improvement: to learn quickly whether this model can
+        serve every job, spending at most a third of the remaining time."""
+        params = search_parameters()
+        params.solution_limit = 1
+        remaining = (deadline - time.monotonic() - _EXTRACTION_RESERVE) / 3
+        params.time_limit.FromMilliseconds(max(1, int(remaining * 1000)))
+        return self.routing.SolveWithParameters(params)
+
+    def search(
+        self,
+        deadline: float,
+        options: SolveOptions,
+        start: pywrapcp.Assignment | None = None,
+    ) -> list[RawRoute]:
+        """Improve from `start` (or from scratch) until the deadline; return one raw route
+        per vehicle (maybe empty), or none when no plan was found."""
         routing = self.routing
         params = search_parameters()
         remaining = deadline - time.monotonic() - _EXTRACTION_RESERVE
@@ -409,8 +453,8 @@ class _Model:
                     options.on_progress(int(cost))
 
         routing.AddAtSolutionCallback(improved)
-        if params.use_iterated_local_search:
-            solution = routing.SolveWithIteratedLocalSearch(params)
+        if start is not None:
+            solution = routing.SolveFromAssignmentWithParameters(start, params) or start
         else:
             solution = routing.SolveWithParameters(params)
         if solution is None:

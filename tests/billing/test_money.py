@@ -85,7 +85,9 @@ def test_parse_decimal_reads_plain_decimals(text: str) -> None:
     assert parse_decimal(text) == Decimal(text)
 
 
-@pytest.mark.parametrize("text", ["", " 1", "1e3", "NaN", "Infinity", "+1", ".5", "1.", "1,5", "½"])
+@pytest.mark.parametrize(
+    "text", ["", " 1", "1e3", "NaN", "Infinity", "+1", ".5", "1.", "1,5", "½", "١٢"]
+)
 def test_parse_decimal_refuses_anything_else(text: str) -> None:
     with pytest.raises(ValueError, match="is not a decimal number"):
         parse_decimal(text)

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
@@ -86,7 +86,7 @@ def book(session: Session, tenant_id: str, request: BookingRequest, now: datetim
         earlier = _by_idempotency_key(session, tenant_id, request.idempotency_key)
         if earlier is not None:
             return _replay(earlier, fingerprint)
-    area, day, window = _validate(session, request, now)
+    area, day, (window_start, window_end) = _validate(session, request, now)
     delivery = Delivery(
         tenant_id=tenant_id,
         reference=request.reference,
@@ -94,8 +94,8 @@ def book(session: Session, tenant_id: str, request: BookingRequest, now: datetim
         request_hash=fingerprint,
         area_id=area.id,
         date=day,
-        window_start=window[0],
-        window_end=window[1],
+        window_start=window_start.astimezone(UTC),
+        window_end=window_end.astimezone(UTC),
         dropoff_lat=request.dropoff.lat,
         dropoff_lng=request.dropoff.lng,
         dropoff_line1=request.dropoff.line1,

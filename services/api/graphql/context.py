@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request
@@ -58,7 +58,19 @@ def _open_session() -> Iterator[Session]:
         yield session
 
 
+# Loading the GraphiQL page (a GET without a query) executes nothing, so needs no token.
+_NOBODY = AccessToken(
+    client_id="",
+    tenant_id=None,
+    scopes=frozenset(),
+    jti="",
+    expires_at=datetime.min.replace(tzinfo=UTC),
+)
+
+
 async def get_context(request: Request, session: Session = Depends(_open_session)) -> Context:
+    if request.method == "GET" and "query" not in request.query_params:
+        return Context(session=session, token=_NOBODY)
     return Context(session=session, token=_bearer_token(request))
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import strawberry
+from fastapi import Request
+from fastapi.responses import HTMLResponse
 from strawberry.extensions import SchemaExtension
 from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 
+from services.api.graphiql import local_assets
 from services.api.graphql.billing import BillingQueries
 from services.api.graphql.context import get_context
 from services.api.graphql.deliveries import DeliveryMutations, DeliveryQueries
@@ -37,5 +40,10 @@ Mutation = merge_types("Mutation", (DeliveryMutations,))
 schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[RequestTransaction])
 
 
+class LastmileGraphQLRouter(GraphQLRouter):
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(local_assets(self.graphql_ide_html))
+
+
 def graphql_router() -> GraphQLRouter:
-    return GraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql")
+    return LastmileGraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql")

@@ -1,0 +1,33 @@
+"""Every table of Lastmile, in one shared kernel.
+
+The planner and billing must never import each other, yet both read deliveries and
+routes, so the data model lives here and the services own the rules around it.
+Tenant-owned rows carry `tenant_id`; repositories filter on it for every query.
+Money is integer minor units of the area's or plan's currency; quantities are Decimal.
+"""
+
+from services.core.models.areas import ServiceArea, Shift, Vehicle
+from services.core.models.billing import PricePlan, Subscription, UsageEvent
+from services.core.models.deliveries import Delivery, DeliveryEvent, DeliveryStatus
+from services.core.models.outbox import OutboxEvent
+from services.core.models.planning import PlanRun, PlanRunStatus, Route, Stop
+from services.core.models.tenancy import OAuthClient, Tenant
+
+__all__ = [
+    "Delivery",
+    "DeliveryEvent",
+    "DeliveryStatus",
+    "OAuthClient",
+    "OutboxEvent",
+    "PlanRun",
+    "PlanRunStatus",
+    "PricePlan",
+    "Route",
+    "ServiceArea",
+    "Shift",
+    "Stop",
+    "Subscription",
+    "Tenant",
+    "UsageEvent",
+    "Vehicle",
+]

@@ -1,0 +1,74 @@
+"""Deliveries and their status history."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from services.core.db import UTCDateTime, utcnow
+from services.core.ids import new_id
+
+
+class DeliveryStatus(StrEnum):
+    BOOKED = "BOOKED"
+    PLANNED = "PLANNED"
+    OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+    RETURNED = "RETURNED"
+    CANCELLED = "CANCELLED"
+
+
+class Delivery(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_delivery_idempotency"),
+        Index("ix_delivery_area_day_status", "area_id", "date", "status"),
+        Index("ix_delivery_tenant_id", "tenant_id", "id"),
+    )
+
+    id: str = Field(default_factory=lambda: new_id("dlv"), primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id")
+    reference: str
+    idempotency_key: str | None = None
+    request_hash: str  # fingerprint of the booking input, for idempotent replays
+    status: DeliveryStatus = DeliveryStatus.BOOKED
+    area_id: str = Field(foreign_key="service_area.id")
+    date: date
+    window_start: datetime = Field(sa_type=UTCDateTime)
+    window_end: datetime = Field(sa_type=UTCDateTime)
+    dropoff_lat: float
+    dropoff_lng: float
+    dropoff_line1: str | None = None
+    dropoff_city: str | None = None
+    dropoff_postal_code: str | None = None
+    dropoff_country: str | None = None
+    recipient_name: str
+    recipient_phone: str | None = None
+    recipient_email: str | None = None
+    weight_grams: int
+    length_cm: int | None = None
+    width_cm: int | None = None
+    height_cm: int | None = None
+    eta: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    route_id: str | None = Field(default=None, foreign_key="route.id", index=True)
+    stop_number: int | None = None
+    # Why the last plan run could not fit it (a stable code); cleared once planned.
+    unplanned_reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeliveryEvent(SQLModel, table=True):
+    """The status history of a delivery, one row per change (tracking events)."""
+
+    __tablename__ = "delivery_event"
+
+    id: str = Field(default_factory=lambda: new_id("dev"), primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True)
+    delivery_id: str = Field(foreign_key="delivery.id", index=True)
+    status: DeliveryStatus
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    detail: str | None = None
