@@ -19,4 +19,5 @@ def alembic_config(database_url: str | None = None) -> Config:
 
 
 def upgrade(database_url: str | None = None) -> None:
-    command.upgrade(alembic_config(database_url), "head")
+    # "heads": features may add migrations side by side; each branch applies.
+    command.upgrade(alembic_config(database_url), "heads")
