@@ -9,12 +9,14 @@ from sqlalchemy import text
 from services.api.graphiql import mount_assets
 from services.api.graphql.schema import graphql_router, schema
 from services.api.oauth.endpoints import router as oauth_router
+from services.api.tracking import router as tracking_router
 from services.core.db import get_engine
 
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Lastmile", version="0.1.0")
     app.include_router(oauth_router)
+    app.include_router(tracking_router)
     app.include_router(graphql_router(), prefix="/graphql")
     mount_assets(app)
 

@@ -64,12 +64,17 @@ def seed_demo(session: Session, today: date) -> dict[str, Any]:
         client, secret = _client_with_fresh_secret(
             session, client_id, f"{name} integration", MERCHANT_SCOPES, tenant.id
         )
+        test_client, test_secret = _client_with_fresh_secret(
+            session, f"{client_id}_test", f"{name} sandbox", MERCHANT_SCOPES, tenant.id, True
+        )
         merchants.append(
             {
                 "tenant_id": tenant.id,
                 "name": name,
                 "client_id": client.client_id,
                 "client_secret": secret,
+                "sandbox_client_id": test_client.client_id,
+                "sandbox_client_secret": test_secret,
             }
         )
     operator, operator_secret = _client_with_fresh_secret(
@@ -128,11 +133,21 @@ def _demo_area(session: Session) -> ServiceArea:
 
 
 def _client_with_fresh_secret(
-    session: Session, client_id: str, name: str, scope: str, tenant_id: str | None
+    session: Session,
+    client_id: str,
+    name: str,
+    scope: str,
+    tenant_id: str | None,
+    sandbox: bool = False,
 ) -> tuple[OAuthClient, str]:
     client = find_client(session, client_id)
     if client is None:
         return create_client(
-            session, name=name, scope=scope, tenant_id=tenant_id, client_id=client_id
+            session,
+            name=name,
+            scope=scope,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            sandbox=sandbox,
         )
     return client, rotate_secret(session, client)

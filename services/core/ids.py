@@ -1,18 +1,34 @@
 """Identifiers: a type prefix plus a time-ordered random part (like Stripe's `ch_...`).
 
-Time ordering keeps B-tree inserts local and makes ids usable as stable cursors.
+Time ordering keeps B-tree inserts local and makes ids usable as stable cursors. Ids
+made by one process in the same millisecond still sort in creation order (the random
+part is incremented, as monotonic ULIDs do), so histories written in one transaction
+keep their order.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+_RANDOM_BITS = 80
+_lock = threading.Lock()
+_last = (0, 0)  # (millisecond, random part) of the last id made here
 
 
 def new_id(prefix: str) -> str:
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    global _last
+    with _lock:
+        millis = int(time.time() * 1000)
+        last_millis, last_random = _last
+        if millis <= last_millis:
+            millis, random_part = last_millis, last_random + 1
+        else:
+            random_part = int.from_bytes(os.urandom(_RANDOM_BITS // 8), "big") >> 1
+        _last = (millis, random_part)
+    value = (millis << _RANDOM_BITS) | random_part
     chars = []
     for _ in range(26):
         value, digit = divmod(value, 32)

@@ -25,6 +25,7 @@ METERS = frozenset(
         "parcel_kg",  # weight booked
         "active_recipients",  # distinct recipients (unique_count on key)
         "failed_attempts",
+        "cancellations",  # cancelled once planned
         "api_requests",
         "route_km",  # the merchant's share of planned route distance
     }

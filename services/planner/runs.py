@@ -152,6 +152,7 @@ def load_input(session: Session, run: PlanRun) -> PlanInput:
                 Delivery.area_id == area.id,
                 Delivery.date == run.date,
                 Delivery.status == DeliveryStatus.BOOKED,
+                col(Delivery.sandbox).is_(False),
             )
             .order_by(col(Delivery.id))
         ).all()

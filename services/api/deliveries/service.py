@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from services.api import idempotency
 from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
 from services.core import areas
 from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, ServiceArea
@@ -76,22 +76,26 @@ class BookingRequest:
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def book(session: Session, tenant_id: str, request: BookingRequest, now: datetime) -> Delivery:
+def book(
+    session: Session, tenant_id: str, request: BookingRequest, now: datetime, sandbox: bool = False
+) -> Delivery:
     """Book one delivery, or replay the one booked earlier with the same idempotency key.
 
-    Raises UserErrors when the input is rejected; nothing is written then.
+    Raises UserErrors when the input is rejected; nothing is written then. Sandbox
+    bookings are stored like real ones but never planned onto real routes nor billed.
     """
-    fingerprint = request.fingerprint()
-    if request.idempotency_key is not None:
-        earlier = _by_idempotency_key(session, tenant_id, request.idempotency_key)
+    key = request.idempotency_key
+    if key is not None:
+        earlier = idempotency.begin(session, tenant_id, key, "bookDelivery", request.fingerprint())
         if earlier is not None:
-            return _replay(earlier, fingerprint)
+            replayed = session.get(Delivery, earlier["delivery_id"])
+            assert replayed is not None  # deliveries are never deleted
+            return replayed
     area, day, (window_start, window_end) = _validate(session, request, now)
     delivery = Delivery(
         tenant_id=tenant_id,
         reference=request.reference,
-        idempotency_key=request.idempotency_key,
-        request_hash=fingerprint,
+        sandbox=sandbox,
         area_id=area.id,
         date=day,
         window_start=window_start.astimezone(UTC),
@@ -112,50 +116,24 @@ def book(session: Session, tenant_id: str, request: BookingRequest, now: datetim
         created_at=now,
         updated_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(delivery)
-            session.flush()
-    except IntegrityError:
-        # A concurrent request with the same key won the race: replay its result.
-        earlier = _by_idempotency_key(session, tenant_id, request.idempotency_key or "")
-        if earlier is None:
-            raise
-        return _replay(earlier, fingerprint)
+    session.add(delivery)
+    session.flush()
     session.add(
         DeliveryEvent(
             tenant_id=tenant_id, delivery_id=delivery.id, status=DeliveryStatus.BOOKED, at=now
         )
     )
-    record_usage(session, _booking_usage(delivery, area))
+    if not sandbox:
+        record_usage(session, _booking_usage(delivery, area))
     emit(
         session,
         "delivery.booked",
         {"delivery_id": delivery.id, "reference": delivery.reference, "status": "BOOKED"},
         tenant_id,
     )
+    if key is not None:
+        idempotency.finish(session, tenant_id, key, {"delivery_id": delivery.id})
     return delivery
-
-
-def _by_idempotency_key(session: Session, tenant_id: str, key: str) -> Delivery | None:
-    statement = select(Delivery).where(
-        Delivery.tenant_id == tenant_id, Delivery.idempotency_key == key
-    )
-    return session.exec(statement).first()
-
-
-def _replay(earlier: Delivery, fingerprint: str) -> Delivery:
-    if earlier.request_hash != fingerprint:
-        raise UserErrors(
-            [
-                UserError(
-                    ("idempotencyKey",),
-                    "This idempotency key was already used with different input.",
-                    UserErrorCode.IDEMPOTENCY_CONFLICT,
-                )
-            ]
-        )
-    return earlier
 
 
 def _booking_usage(delivery: Delivery, area: ServiceArea) -> list[Usage]:
@@ -193,12 +171,6 @@ def _validate(
         reject(("reference",), "Reference must not be blank.", UserErrorCode.REQUIRED)
     elif len(request.reference) > 128:
         reject(("reference",), "Reference is longer than 128 characters.", UserErrorCode.TOO_LONG)
-    if request.idempotency_key is not None and not 1 <= len(request.idempotency_key) <= 255:
-        reject(
-            ("idempotencyKey",),
-            "Idempotency key must be 1 to 255 characters.",
-            UserErrorCode.INVALID,
-        )
     _validate_contact(request.recipient, reject)
     _validate_parcel(request.parcel, reject)
 
@@ -269,6 +241,26 @@ def _validate_schedule(
     elif end <= now:
         reject(("timeWindow",), "The window is in the past.", UserErrorCode.INVALID_TIME_WINDOW)
     return day, (start, end)
+
+
+def validate_schedule(
+    area: ServiceArea, request: BookingRequest, now: datetime
+) -> tuple[date, tuple[datetime, datetime]]:
+    """The day and UTC window a request asks for, or UserErrors saying why it cannot have them."""
+    errors: list[UserError] = []
+    day, (start, end) = _validate_schedule(
+        area, request, now, lambda *error: errors.append(UserError(*error))
+    )
+    if errors:
+        raise UserErrors(errors)
+    return day, (start.astimezone(UTC), end.astimezone(UTC))
+
+
+def validate_recipient(recipient: Recipient) -> None:
+    errors: list[UserError] = []
+    _validate_contact(recipient, lambda *error: errors.append(UserError(*error)))
+    if errors:
+        raise UserErrors(errors)
 
 
 def _validate_contact(recipient: Recipient, reject: Reject) -> None:

@@ -14,6 +14,7 @@ from services.api.graphql.context import context_of
 from services.api.graphql.errors import UserError
 from services.api.graphql.permissions import ReadDeliveries, WriteDeliveries
 from services.api.graphql.relay import PageInfo, decode_cursor, encode_cursor, page_size
+from services.api.tracking import tracking_url
 from services.core import models
 from services.core.models import DeliveryStatus as DomainDeliveryStatus
 
@@ -38,11 +39,32 @@ class DeliveryRoute:
     )
 
 
+@strawberry.type(description="A point on Earth.")
+class Location:
+    lat: float
+    lng: float
+
+
 @strawberry.type(description="One change of a delivery's status.")
 class TrackingEvent:
     status: DeliveryStatus  # type: ignore[valid-type]
     at: datetime
     detail: str | None
+    reason: str | None = strawberry.field(
+        description="Normalised reason of a failure or cancellation."
+    )
+    location: Location | None = strawberry.field(description="Where it happened, if reported.")
+
+    @classmethod
+    def from_row(cls, row: models.DeliveryEvent) -> TrackingEvent:
+        location = (
+            Location(lat=row.lat, lng=row.lng)
+            if row.lat is not None and row.lng is not None
+            else None
+        )
+        return cls(
+            status=row.status, at=row.at, detail=row.detail, reason=row.reason, location=location
+        )
 
 
 @strawberry.type
@@ -53,6 +75,13 @@ class Dropoff:
     city: str | None
     postal_code: str | None
     country: str | None
+
+
+@strawberry.type
+class Recipient:
+    name: str
+    phone: str | None
+    email: str | None
 
 
 @strawberry.type(description="A parcel to take to one recipient on one day.")
@@ -67,6 +96,14 @@ class Delivery:
     )
     dropoff: Dropoff
     weight_grams: int
+    recipient: Recipient
+    attempt: int = strawberry.field(description="Which delivery attempt this is (1 = first).")
+    sandbox: bool = strawberry.field(
+        description="Booked with test-mode credentials: never routed or billed."
+    )
+    tracking_url: str = strawberry.field(
+        description="Public, read-only tracking page for the recipient (no merchant data)."
+    )
     unplanned_reason: str | None = strawberry.field(
         description="Why the last plan run could not fit it (it stays BOOKED for the next)."
     )
@@ -92,7 +129,7 @@ class Delivery:
             )
             .order_by(col(models.DeliveryEvent.at), col(models.DeliveryEvent.id))
         ).all()
-        return [TrackingEvent(status=r.status, at=r.at, detail=r.detail) for r in rows]
+        return [TrackingEvent.from_row(r) for r in rows]
 
     @classmethod
     def from_row(cls, row: models.Delivery) -> Delivery:
@@ -112,6 +149,12 @@ class Delivery:
                 country=row.dropoff_country,
             ),
             weight_grams=row.weight_grams,
+            recipient=Recipient(
+                name=row.recipient_name, phone=row.recipient_phone, email=row.recipient_email
+            ),
+            attempt=row.attempt,
+            sandbox=row.sandbox,
+            tracking_url=tracking_url(row.tracking_token),
             unplanned_reason=row.unplanned_reason,
             created_at=row.created_at,
             _row=row,
@@ -181,6 +224,7 @@ class BookDeliveryInput:
     )
 
     def to_request(self) -> service.BookingRequest:
+        """The booking in the service's terms (the API's input types stay in this layer)."""
         return service.BookingRequest(
             reference=self.reference,
             service_area=self.service_area,
@@ -228,7 +272,9 @@ def _book_one(info: strawberry.Info, input: BookDeliveryInput, prefix: tuple[str
     ctx = context_of(info)
     try:
         with ctx.session.begin_nested():
-            row = service.book(ctx.session, ctx.tenant_id, input.to_request(), ctx.now)
+            row = service.book(
+                ctx.session, ctx.tenant_id, input.to_request(), ctx.now, sandbox=ctx.token.sandbox
+            )
     except UserErrors as rejected:
         return BookDeliveryPayload(
             delivery=None, user_errors=[UserError.from_domain(e, prefix) for e in rejected.errors]

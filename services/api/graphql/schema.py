@@ -15,6 +15,7 @@ from services.api.graphiql import local_assets
 from services.api.graphql.billing import BillingQueries
 from services.api.graphql.context import get_context
 from services.api.graphql.deliveries import DeliveryMutations, DeliveryQueries
+from services.api.graphql.lifecycle import LifecycleMutations
 
 
 class RequestTransaction(SchemaExtension):
@@ -35,7 +36,7 @@ class RequestTransaction(SchemaExtension):
 
 
 Query = merge_types("Query", (DeliveryQueries, BillingQueries))
-Mutation = merge_types("Mutation", (DeliveryMutations,))
+Mutation = merge_types("Mutation", (DeliveryMutations, LifecycleMutations))
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[RequestTransaction])
 

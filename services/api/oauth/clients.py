@@ -32,6 +32,7 @@ def create_client(
     scope: str,
     tenant_id: str | None,
     client_id: str | None = None,
+    sandbox: bool = False,
 ) -> tuple[OAuthClient, str]:
     """Add a client to the session and return it with its plaintext secret.
 
@@ -47,6 +48,7 @@ def create_client(
         tenant_id=tenant_id,
         name=name,
         scope=" ".join(scope.split()),
+        sandbox=sandbox,
     )
     session.add(client)
     return client, secret

@@ -184,7 +184,10 @@ class AuthorizationServer(_AuthorizationServer):
         """An RFC 9068 JWT, and no refresh token for client credentials (RFC 6749 4.4.3)."""
         granted = client.get_allowed_scope(scope)
         access_token, expires_in = issue_access_token(
-            client_id=client.row.client_id, tenant_id=client.row.tenant_id, scope=granted
+            client_id=client.row.client_id,
+            tenant_id=client.row.tenant_id,
+            scope=granted,
+            sandbox=client.row.sandbox,
         )
         return {
             "access_token": access_token,

@@ -47,6 +47,7 @@ class AccessToken:
     scopes: frozenset[str]
     jti: str
     expires_at: datetime
+    sandbox: bool = False  # test-mode credentials: simulated deliveries only
 
 
 def audience() -> str:
@@ -54,7 +55,9 @@ def audience() -> str:
     return f"{get_settings().issuer}/graphql"
 
 
-def issue_access_token(*, client_id: str, tenant_id: str | None, scope: str) -> tuple[str, int]:
+def issue_access_token(
+    *, client_id: str, tenant_id: str | None, scope: str, sandbox: bool = False
+) -> tuple[str, int]:
     """Sign an access token for a client; returns the token and its lifetime in seconds."""
     settings = get_settings()
     key = get_signing_key()
@@ -71,6 +74,8 @@ def issue_access_token(*, client_id: str, tenant_id: str | None, scope: str) -> 
     }
     if tenant_id is not None:
         claims["tenant_id"] = tenant_id
+    if sandbox:
+        claims["sandbox"] = True
     header = {"alg": SIGNING_ALGORITHM, "typ": ACCESS_TOKEN_TYPE, "kid": key.kid}
     token = jwt.encode(header, claims, key, algorithms=[SIGNING_ALGORITHM])
     return token, settings.access_token_ttl_seconds
@@ -114,6 +119,7 @@ def verify_access_token(token: str) -> AccessToken:
         scopes=frozenset(scope.split()),
         jti=claims["jti"],
         expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        sandbox=claims.get("sandbox") is True,
     )
 
 

@@ -9,6 +9,7 @@ Money is integer minor units of the area's or plan's currency; quantities are De
 from services.core.models.areas import ServiceArea, Shift, Vehicle
 from services.core.models.billing import PricePlan, Subscription, UsageEvent
 from services.core.models.deliveries import Delivery, DeliveryEvent, DeliveryStatus
+from services.core.models.idempotency import IdempotencyRecord
 from services.core.models.outbox import OutboxEvent
 from services.core.models.planning import PlanRun, PlanRunStatus, Route, Stop
 from services.core.models.tenancy import OAuthClient, Tenant
@@ -17,6 +18,7 @@ __all__ = [
     "Delivery",
     "DeliveryEvent",
     "DeliveryStatus",
+    "IdempotencyRecord",
     "OAuthClient",
     "OutboxEvent",
     "PlanRun",

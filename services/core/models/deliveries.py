@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from services.core.db import UTCDateTime, utcnow
@@ -24,7 +25,6 @@ class DeliveryStatus(StrEnum):
 
 class Delivery(SQLModel, table=True):
     __table_args__ = (
-        UniqueConstraint("tenant_id", "idempotency_key", name="uq_delivery_idempotency"),
         Index("ix_delivery_area_day_status", "area_id", "date", "status"),
         Index("ix_delivery_tenant_id", "tenant_id", "id"),
     )
@@ -32,8 +32,11 @@ class Delivery(SQLModel, table=True):
     id: str = Field(default_factory=lambda: new_id("dlv"), primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id")
     reference: str
-    idempotency_key: str | None = None
-    request_hash: str  # fingerprint of the booking input, for idempotent replays
+    # Sandbox deliveries (test-mode credentials) never reach real routes or invoices.
+    sandbox: bool = False
+    # The recipient's read-only handle for public tracking; reveals no merchant data.
+    tracking_token: str = Field(default_factory=lambda: new_id("trk"), unique=True, index=True)
+    attempt: int = 1  # which delivery attempt the current status belongs to
     status: DeliveryStatus = DeliveryStatus.BOOKED
     area_id: str = Field(foreign_key="service_area.id")
     date: date
@@ -72,3 +75,7 @@ class DeliveryEvent(SQLModel, table=True):
     status: DeliveryStatus
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     detail: str | None = None
+    lat: float | None = None  # where it happened, when a driver reports it
+    lng: float | None = None
+    reason: str | None = None  # normalised failure or cancellation reason
+    proof: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

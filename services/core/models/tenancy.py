@@ -27,5 +27,7 @@ class OAuthClient(SQLModel, table=True):
     tenant_id: str | None = Field(default=None, foreign_key="tenant.id", index=True)
     name: str
     scope: str
+    # Test-mode credentials: their deliveries are simulated, never routed or billed.
+    sandbox: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     secret_rotated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
