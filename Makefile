@@ -37,6 +37,10 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/planner/run.py --suite solomon --time-limit 10
 
+# The committed SDL that integrators read; a test fails when it drifts from the code.
+schema: install
+	$(BIN)/python -c "from services.api.graphql.schema import schema; print(schema.as_str())" > schema.graphql
+
 migrate: install
 	$(BIN)/lastmile migrate
 

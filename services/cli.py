@@ -6,9 +6,10 @@ import json
 
 import click
 
-from services.billing.cli import billing
+from services.billing.cli import billing, consolidation_command
 from services.planner.bench import bench_planner
 from services.planner.cli import plan
+from services.planner.standalone import PlannerCostModel
 
 
 @click.group()
@@ -85,5 +86,7 @@ def bench() -> None:
 
 
 bench.add_command(bench_planner)
+# Billing may not import the planner: the assembler hands it the planner's cost model.
+billing.add_command(consolidation_command(PlannerCostModel))
 main.add_command(billing)
 main.add_command(plan)

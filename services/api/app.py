@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
+from services.api.billing_export import router as billing_export_router
 from services.api.graphiql import mount_assets
 from services.api.graphql.schema import graphql_router, schema
 from services.api.oauth.endpoints import router as oauth_router
@@ -17,6 +18,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Lastmile", version="0.1.0")
     app.include_router(oauth_router)
     app.include_router(tracking_router)
+    app.include_router(billing_export_router)
     app.include_router(graphql_router(), prefix="/graphql")
     mount_assets(app)
 

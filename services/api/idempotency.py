@@ -1,14 +1,15 @@
 """Idempotency keys for every mutation that creates or changes something (Stripe's rules).
 
-Keys belong to a principal: a merchant's tenant (shared by all its API clients, as a
-Stripe account's keys are) or, for the operator, its client.
-
 - The same key with the same input replays the first result instead of acting again.
 - The same key with different input (or for another operation) is IDEMPOTENCY_CONFLICT.
-- Concurrent requests with one key have exactly one effect: the first inserts the key
-  row inside its transaction; the others block on that row's unique index until it
-  commits, then replay its result (or, if it rolled back, act themselves).
+- Concurrent requests with one key have exactly one effect: `claim` inserts the key row
+  with ON CONFLICT DO NOTHING, which waits for a concurrent claimer's transaction; if
+  that one commits, the late request replays its result instead of acting.
 - Keys are kept at least 24 hours (RETENTION); a periodic job deletes older ones.
+
+Keys belong to a principal: a merchant's tenant (shared by all its API clients, as a
+Stripe account's keys are) or, for the operator, its client. Results are known before
+acting (the id of the delivery made or changed), so claiming is a single statement.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
+from services.core.db import utcnow
 from services.core.models import IdempotencyRecord
 
 RETENTION = timedelta(days=7)
@@ -34,10 +37,10 @@ def fingerprint(operation: str, payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def begin(
+def replay(
     session: Session, principal: str, key: str, operation: str, digest: str
 ) -> dict[str, Any] | None:
-    """Claim `key` for this request. Returns the earlier result to replay, or None to act.
+    """The result of an earlier request with this key, or None if the key is unused.
 
     Raises UserErrors when the key is malformed or was used with other input.
     """
@@ -46,23 +49,53 @@ def begin(
             [_error("Idempotency key must be 1 to 255 characters.", UserErrorCode.INVALID)]
         )
     earlier = session.get(IdempotencyRecord, (principal, key))
-    if earlier is None:
-        try:
-            with session.begin_nested():
-                session.add(
-                    IdempotencyRecord(
-                        principal=principal, key=key, operation=operation, fingerprint=digest
-                    )
-                )
-                session.flush()
-            return None
-        except IntegrityError:
-            # Another request claimed the key and has committed: replay its result.
-            earlier = session.exec(
-                select(IdempotencyRecord)
-                .where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
-                .execution_options(populate_existing=True)
-            ).one()
+    return _same_request(earlier, operation, digest) if earlier else None
+
+
+def claim(
+    session: Session,
+    principal: str,
+    key: str,
+    operation: str,
+    digest: str,
+    result: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Take the key for this request, storing its result. Returns None when taken; when a
+    concurrent request took it first, returns that request's result to replay instead."""
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    statement = (
+        dialect_insert(table)
+        .values(
+            principal=principal,
+            key=key,
+            operation=operation,
+            fingerprint=digest,
+            result=result,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .returning(table.c.key)
+    )
+    if session.execute(statement).first() is not None:
+        return None
+    earlier = session.exec(
+        select(IdempotencyRecord)
+        .where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
+        .execution_options(populate_existing=True)
+    ).one()
+    return _same_request(earlier, operation, digest)
+
+
+def purge(session: Session, now: datetime) -> int:
+    """Forget keys older than the retention period."""
+    result = session.execute(
+        delete(IdempotencyRecord).where(col(IdempotencyRecord.created_at) < now - RETENTION)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _same_request(earlier: IdempotencyRecord, operation: str, digest: str) -> dict[str, Any]:
     if earlier.operation != operation or earlier.fingerprint != digest:
         raise UserErrors(
             [
@@ -73,22 +106,6 @@ def begin(
             ]
         )
     return earlier.result
-
-
-def finish(session: Session, principal: str, key: str, result: dict[str, Any]) -> None:
-    """Store what the request produced, for replays."""
-    record = session.get(IdempotencyRecord, (principal, key))
-    assert record is not None, "finish() without begin()"
-    record.result = result
-    session.add(record)
-
-
-def purge(session: Session, now: datetime) -> int:
-    """Forget keys older than the retention period."""
-    result = session.execute(
-        delete(IdempotencyRecord).where(col(IdempotencyRecord.created_at) < now - RETENTION)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _error(message: str, code: UserErrorCode) -> UserError:

@@ -1,9 +1,16 @@
-"""`lastmile billing …`: the billing commands. `rate` is pure: files in, invoices out."""
+"""`lastmile billing …`: the billing commands. `rate` is pure: files in, invoices out.
+
+The others work on the configured database, each in one transaction. `consolidation`
+needs the planner's cost model, which billing cannot import: `consolidation_command`
+builds the command around whatever `CostModel` factory the `lastmile` assembler gives.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,7 @@ from services.billing.pricing import (
     parse_plan,
     rate,
 )
+from services.core.usage import UsageError
 
 
 class InputError(click.ClickException):
@@ -138,3 +146,122 @@ def _summary(plan_code: str, result: RatingResult) -> str:
         out += ["", f"Errors ({_events_not_counted(result)}):"]
         out += [f"  {error}" for error in result.errors]
     return "\n".join(out)
+
+
+@billing.command(name="ingest")
+@click.option(
+    "--events",
+    "events_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Usage events, one JSON object a line (the rate contract's shape, plus area).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def ingest_command(events_path: Path, as_json: bool) -> None:
+    """Record usage events; all or nothing. Conflicting repeats are reported, exit 1."""
+    from services.billing.metering import parse_usage
+    from services.core.db import transaction
+    from services.core.usage import record_usage
+
+    try:
+        events = [
+            parse_usage(_json_line(raw, f"{events_path} line {n}"), f"{events_path} line {n}")
+            for n, raw in enumerate(events_path.read_bytes().splitlines(), start=1)
+            if raw.strip()
+        ]
+        with transaction() as session:
+            report = record_usage(session, events)
+    except (UsageError, PricingError) as error:
+        raise InputError(str(error)) from None
+    document = {
+        "recorded": report.recorded,
+        "duplicates": report.duplicates,
+        "conflicts": [str(conflict) for conflict in report.conflicts],
+    }
+    click.echo(
+        json.dumps(document) if as_json else "\n".join(f"{k}: {v}" for k, v in document.items())
+    )
+    if report.conflicts:
+        sys.exit(1)
+
+
+@billing.command(name="close")
+@click.option("--period", required=True, metavar="YYYY-MM")
+@click.option("--finalize", is_flag=True, help="Finalize and number the invoices.")
+@click.option("--json", "as_json", is_flag=True)
+def close_command(period: str, finalize: bool, as_json: bool) -> None:
+    """Draft (or finalize) every invoice of a period; safe to run again."""
+    from services.billing.invoicing import InvoiceError, close_period
+    from services.core.db import transaction
+
+    try:
+        parse_period(period)
+        with transaction() as session:
+            report = close_period(session, period, finalize)
+    except (PricingError, InvoiceError) as error:
+        raise InputError(str(error)) from None
+    document = report.as_json()
+    click.echo(
+        json.dumps(document) if as_json else "\n".join(f"{k}: {v}" for k, v in document.items())
+    )
+
+
+@billing.command(name="reconcile")
+@click.option("--period", default=None, metavar="YYYY-MM", help="One period (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings JSON.")
+def reconcile_command(period: str | None, as_json: bool) -> None:
+    """Check the books; the findings are stored and printed. Exit 1 on any discrepancy."""
+    from services.billing.reconciliation import reconcile
+    from services.core.db import transaction
+
+    try:
+        with transaction() as session:
+            result = reconcile(session, period)
+    except PricingError as error:
+        raise InputError(str(error)) from None
+    document = result.as_json()
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo(f"checked: {document['checked']}")
+        for finding in result.findings:
+            click.echo(f"  [{finding.check}] {finding.subject}: {finding.message}")
+        click.echo("ok" if not result.findings else f"{len(result.findings)} discrepancies")
+    if result.findings:
+        sys.exit(1)
+
+
+def consolidation_command(cost_model: Callable[[], Any]) -> click.Command:
+    """`billing consolidation`, computed with the cost model the assembler provides."""
+
+    @click.command(name="consolidation")
+    @click.option("--area", "area_code", required=True, help="Service area code, e.g. demo.")
+    @click.option("--date", "day", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+    @click.option("--json", "as_json", is_flag=True)
+    def consolidation(area_code: str, day: datetime, as_json: bool) -> None:
+        """What sharing routes saved on a planned area-day, and each merchant's share."""
+        from services.billing.consolidation import ConsolidationError, consolidation_report
+        from services.core.db import transaction
+
+        try:
+            with transaction() as session:
+                report = consolidation_report(session, area_code, day.date(), cost_model())
+        except ConsolidationError as error:
+            raise InputError(str(error)) from None
+        if as_json:
+            click.echo(json.dumps(report))
+            return
+        click.echo(f"shared cost {report['shared_cost']}, saving {report['saving_pct']}%")
+        for tenant, figures in report["standalone"].items():
+            click.echo(f"  {tenant}: alone {figures['cost']}, allocated {figures['allocated']}")
+
+    return consolidation
+
+
+def _json_line(raw: bytes, where: str) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError:
+        raise PricingError(f"{where}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise PricingError(f"{where}: malformed JSON ({error.msg})") from None

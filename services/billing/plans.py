@@ -6,13 +6,15 @@ subscriptions move to from a date, so past invoices never change.
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from services.billing.pricing import Plan, parse_plan
-from services.core.models import PricePlan, Subscription
+from services.billing.pricing import Period, Plan, parse_plan
+from services.core.models import BillingAccount, PricePlan, Subscription
 
 # The plan every merchant starts on (the contract's example plan).
 DEFAULT_PLAN: dict[str, Any] = {
@@ -81,12 +83,50 @@ def subscribe(session: Session, tenant_id: str, plan: PricePlan, starts_on: date
     return subscription
 
 
-def plan_on(session: Session, tenant_id: str, day: date) -> Plan | None:
-    """The plan version a tenant is billed by on `day` (the latest subscription started by then)."""
-    row = session.exec(
-        select(PricePlan)
-        .join(Subscription, col(Subscription.plan_id) == col(PricePlan.id))
-        .where(Subscription.tenant_id == tenant_id, Subscription.starts_on <= day)
-        .order_by(col(Subscription.starts_on).desc(), col(Subscription.id).desc())
-    ).first()
-    return parse_plan(row.definition) if row else None
+class PlanChangeError(ValueError):
+    """A subscription change that would rewrite a closed period."""
+
+
+def change_plan(session: Session, tenant_id: str, plan: PricePlan, starts_on: date) -> Subscription:
+    """Move a tenant to a plan version from a date, never inside a finalized period.
+
+    The plan in effect at a period's end prices the whole period, so a change dated
+    inside an open period applies to all of it, and one dated inside a closed period
+    is refused: finalized invoices never change.
+    """
+    account = session.get(BillingAccount, tenant_id)
+    closed = account.closed_through if account is not None else None
+    if closed is not None and f"{starts_on.year:04d}-{starts_on.month:02d}" <= closed:
+        raise PlanChangeError(
+            f"tenant {tenant_id!r} is invoiced through {closed};"
+            f" a plan change cannot start on {starts_on.isoformat()}"
+        )
+    return subscribe(session, tenant_id, plan, starts_on)
+
+
+def plans_for_period(
+    session: Session, period: Period, tenant_ids: list[str] | None = None
+) -> dict[str, PricePlan]:
+    """Each tenant's plan version for a period: the latest subscription started by its end."""
+    statement = (
+        select(Subscription, PricePlan)
+        .join(PricePlan, col(PricePlan.id) == col(Subscription.plan_id))
+        .where(col(Subscription.starts_on) < period.end.date())
+        .order_by(col(Subscription.starts_on), col(Subscription.id))
+    )
+    if tenant_ids is not None:
+        statement = statement.where(col(Subscription.tenant_id).in_(tenant_ids))
+    chosen: dict[str, PricePlan] = {}
+    for subscription, plan in session.exec(statement).all():
+        chosen[subscription.tenant_id] = plan  # later rows win
+    return chosen
+
+
+@lru_cache(maxsize=256)
+def _parsed(plan_id: str, definition: str) -> Plan:
+    return parse_plan(json.loads(definition))
+
+
+def parsed_plan(row: PricePlan) -> Plan:
+    """The pricing engine's view of a stored plan version (parsed once per version)."""
+    return _parsed(row.id, json.dumps(row.definition, sort_keys=True))

@@ -19,7 +19,7 @@ def make_celery() -> Celery:
     app = Celery(
         "lastmile",
         broker=settings.resolved_broker_url(),
-        include=["services.planner.tasks"],
+        include=["services.planner.tasks", "services.api.webhooks.tasks", "services.billing.tasks"],
     )
     app.conf.update(
         task_acks_late=True,
@@ -32,6 +32,19 @@ def make_celery() -> Celery:
         timezone="UTC",
         beat_schedule={
             "planner-waves": {"task": "planner.run_due_waves", "schedule": 60.0},
+            "billing-close-period": {"task": "billing.close_due_period", "schedule": 3600.0},
+            "billing-reconcile": {"task": "billing.reconcile", "schedule": 86400.0},
+            # Webhooks: the outbox sweep and the retry sweep; a stale tick is worthless.
+            "webhooks-dispatch-outbox": {
+                "task": "webhooks.dispatch_outbox",
+                "schedule": 5.0,
+                "options": {"expires": 5.0},
+            },
+            "webhooks-retry-due": {
+                "task": "webhooks.retry_due",
+                "schedule": 30.0,
+                "options": {"expires": 30.0},
+            },
         },
     )
     return app

@@ -28,6 +28,17 @@ class Settings(BaseSettings):
     # How the default matrix provider turns straight lines into road travel.
     road_circuity: float = 1.3
     plan_time_limit_seconds: float = 10.0
+    # GraphQL query cost (docs/api-limits.md): each tenant's bucket holds
+    # graphql_cost_limit points, which is also the most one operation may cost, and
+    # refills at graphql_restore_rate points a second.
+    graphql_cost_limit: int = 1000
+    graphql_restore_rate: float = 50.0
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 5000
+    # Redis holding the cost buckets, so that every API process drains the same budget.
+    # Empty: each API process keeps its own buckets in memory (right for one process).
+    redis_url: str = ""
 
     def resolved_database_url(self) -> str:
         return normalize_database_url(

@@ -41,8 +41,13 @@ def bench_result(path: Path, time_limit: float) -> dict[str, object]:
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds of wall clock per instance.")
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds of wall clock per instance.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per instance.")
 def bench_planner(files: tuple[Path, ...], time_limit: float, as_json: bool) -> None:
     """Solve VRPTW benchmark instances (VRPLIB .vrp or Solomon .txt)."""

@@ -54,8 +54,7 @@ def read_instance(path: str | Path) -> Instance:
         xy = np.asarray(data["node_coord"], dtype=float)
         demand = np.asarray(data["demand"], dtype=np.int64)
         windows = np.asarray(data["time_window"], dtype=float)
-        service = np.broadcast_to(np.asarray(data.get("service_time", 0), dtype=float),
-                                  (len(xy),))
+        service = np.broadcast_to(np.asarray(data.get("service_time", 0), dtype=float), (len(xy),))
         capacity = int(data["capacity"])
         fleet = int(data.get("vehicles", len(xy) - 1))
         name = str(data.get("name", path.stem))
@@ -87,8 +86,7 @@ def read_instance(path: str | Path) -> Instance:
         for k in range(1, fleet + 1)
     ]
     rows = matrix.tolist()
-    problem = Problem(distance=rows, duration=rows, jobs=jobs, vehicles=vehicles,
-                      drop_penalty=None)
+    problem = Problem(distance=rows, duration=rows, jobs=jobs, vehicles=vehicles, drop_penalty=None)
     return Instance(name=name, path=path, problem=problem)
 
 

@@ -30,6 +30,7 @@ BOOKING_HORIZON_DAYS = 60
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,20}$")
 
+_OP = "bookDelivery"
 Reject = Callable[[tuple[str, ...], str, UserErrorCode], None]
 
 
@@ -81,16 +82,13 @@ def book(
 ) -> Delivery:
     """Book one delivery, or replay the one booked earlier with the same idempotency key.
 
-    Raises UserErrors when the input is rejected; nothing is written then. Sandbox
+    Raises UserErrors when the input is rejected, always before writing anything. Sandbox
     bookings are stored like real ones but never planned onto real routes nor billed.
     """
     key = request.idempotency_key
-    if key is not None:
-        earlier = idempotency.begin(session, tenant_id, key, "bookDelivery", request.fingerprint())
-        if earlier is not None:
-            replayed = session.get(Delivery, earlier["delivery_id"])
-            assert replayed is not None  # deliveries are never deleted
-            return replayed
+    digest = request.fingerprint()
+    if key is not None and (earlier := idempotency.replay(session, tenant_id, key, _OP, digest)):
+        return _replayed(session, earlier)
     area, day, (window_start, window_end) = _validate(session, request, now)
     delivery = Delivery(
         tenant_id=tenant_id,
@@ -116,8 +114,13 @@ def book(
         created_at=now,
         updated_at=now,
     )
+    if key is not None and (
+        earlier := idempotency.claim(
+            session, tenant_id, key, _OP, digest, {"delivery_id": delivery.id}
+        )
+    ):
+        return _replayed(session, earlier)  # a concurrent request with this key won
     session.add(delivery)
-    session.flush()
     session.add(
         DeliveryEvent(
             tenant_id=tenant_id, delivery_id=delivery.id, status=DeliveryStatus.BOOKED, at=now
@@ -131,8 +134,12 @@ def book(
         {"delivery_id": delivery.id, "reference": delivery.reference, "status": "BOOKED"},
         tenant_id,
     )
-    if key is not None:
-        idempotency.finish(session, tenant_id, key, {"delivery_id": delivery.id})
+    return delivery
+
+
+def _replayed(session: Session, earlier: dict[str, str]) -> Delivery:
+    delivery = session.get(Delivery, earlier["delivery_id"])
+    assert delivery is not None  # deliveries are never deleted
     return delivery
 
 

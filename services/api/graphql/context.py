@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, WebSocket
 from sqlmodel import Session
+from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
 from services.api.oauth.tokens import AccessToken, InvalidTokenError, verify_access_token
@@ -20,6 +21,8 @@ class Context(BaseContext):
     session: Session
     token: AccessToken
     now: datetime = field(default_factory=utcnow)
+    # What a WebSocket client sent in connection_init (carries its bearer token).
+    connection_params: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -32,8 +35,9 @@ class Context(BaseContext):
         return self.token.tenant_id
 
 
-def _bearer_token(request: Request) -> AccessToken:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+def bearer_token(authorization: str) -> AccessToken:
+    """The verified token of an `Authorization: Bearer …` value, or HTTP 401."""
+    scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() != "bearer" or not credentials:
         raise HTTPException(
             status_code=401,
@@ -68,10 +72,15 @@ _NOBODY = AccessToken(
 )
 
 
-async def get_context(request: Request, session: Session = Depends(_open_session)) -> Context:
+async def get_context(
+    connection: HTTPConnection, session: Session = Depends(_open_session)
+) -> Context:
+    if isinstance(connection, WebSocket):
+        return Context(session=session, token=_NOBODY)  # authenticated at connection_init
+    request = cast(Request, connection)
     if request.method == "GET" and "query" not in request.query_params:
         return Context(session=session, token=_NOBODY)
-    return Context(session=session, token=_bearer_token(request))
+    return Context(session=session, token=bearer_token(request.headers.get("authorization", "")))
 
 
 def context_of(info: Any) -> Context:

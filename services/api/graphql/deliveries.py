@@ -268,13 +268,12 @@ class BookDeliveriesPayload:
 
 
 def _book_one(info: strawberry.Info, input: BookDeliveryInput, prefix: tuple[str, ...]) -> Any:
-    """Book inside a savepoint, so a rejected input leaves no trace in the transaction."""
+    """Book one input; a rejected input writes nothing (the service checks before writing)."""
     ctx = context_of(info)
     try:
-        with ctx.session.begin_nested():
-            row = service.book(
-                ctx.session, ctx.tenant_id, input.to_request(), ctx.now, sandbox=ctx.token.sandbox
-            )
+        row = service.book(
+            ctx.session, ctx.tenant_id, input.to_request(), ctx.now, sandbox=ctx.token.sandbox
+        )
     except UserErrors as rejected:
         return BookDeliveryPayload(
             delivery=None, user_errors=[UserError.from_domain(e, prefix) for e in rejected.errors]

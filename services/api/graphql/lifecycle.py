@@ -131,7 +131,10 @@ def _apply(
     as_operator: bool = False,
     sandbox_only: bool = False,
 ) -> DeliveryPayload:
-    """Load, change and answer, inside a savepoint and under the input's idempotency key."""
+    """Load, change and answer, inside a savepoint and under the input's idempotency key.
+
+    The key is claimed first, inside the savepoint, so a rejected change releases it.
+    """
     ctx: Context = context_of(info)
     principal = f"client:{ctx.token.client_id}" if as_operator else ctx.tenant_id
     key: str | None = input.idempotency_key
@@ -139,10 +142,12 @@ def _apply(
         with ctx.session.begin_nested():
             if key is not None:
                 digest = idempotency.fingerprint(operation, strawberry.asdict(input))
-                earlier = idempotency.begin(ctx.session, principal, key, operation, digest)
+                result = {"delivery_id": str(input.id)}
+                earlier = idempotency.replay(
+                    ctx.session, principal, key, operation, digest
+                ) or idempotency.claim(ctx.session, principal, key, operation, digest, result)
                 if earlier is not None:
-                    replayed = ctx.session.get(DeliveryRow, earlier["delivery_id"])
-                    return DeliveryPayload(delivery=Delivery.from_row(replayed), user_errors=[])  # type: ignore[arg-type]
+                    return _replayed(ctx.session, earlier["delivery_id"])
             row = lifecycle.load(
                 ctx.session,
                 str(input.id),
@@ -152,13 +157,16 @@ def _apply(
             if not as_operator and not sandbox_only and row.sandbox != ctx.token.sandbox:
                 raise _not_found(str(input.id))
             change(ctx.session, row, ctx.now)
-            if key is not None:
-                idempotency.finish(ctx.session, principal, key, {"delivery_id": row.id})
     except UserErrors as rejected:
         return DeliveryPayload(
             delivery=None, user_errors=[UserError.from_domain(e) for e in rejected.errors]
         )
     return DeliveryPayload(delivery=Delivery.from_row(row), user_errors=[])
+
+
+def _replayed(session: Session, delivery_id: str) -> DeliveryPayload:
+    row = session.get(DeliveryRow, delivery_id)
+    return DeliveryPayload(delivery=Delivery.from_row(row) if row else None, user_errors=[])
 
 
 def _not_found(delivery_id: str) -> UserErrors:

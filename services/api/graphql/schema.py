@@ -5,17 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import strawberry
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
 from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
+from strawberry.types.unset import UNSET, UnsetType
 
 from services.api.graphiql import local_assets
 from services.api.graphql.billing import BillingQueries
-from services.api.graphql.context import get_context
+from services.api.graphql.context import Context, bearer_token, get_context
+from services.api.graphql.cost import QueryLimits
 from services.api.graphql.deliveries import DeliveryMutations, DeliveryQueries
 from services.api.graphql.lifecycle import LifecycleMutations
+from services.api.graphql.planning import PlanningMutations, PlanningQueries
+from services.api.graphql.subscriptions import DeliverySubscriptions
+from services.api.graphql.throttle import QueryCost
+from services.api.graphql.webhooks import WebhookMutations, WebhookQueries
 
 
 class RequestTransaction(SchemaExtension):
@@ -35,16 +42,35 @@ class RequestTransaction(SchemaExtension):
             session.rollback()
 
 
-Query = merge_types("Query", (DeliveryQueries, BillingQueries))
-Mutation = merge_types("Mutation", (DeliveryMutations, LifecycleMutations))
+Query = merge_types("Query", (DeliveryQueries, BillingQueries, WebhookQueries, PlanningQueries))
+Mutation = merge_types(
+    "Mutation", (DeliveryMutations, LifecycleMutations, WebhookMutations, PlanningMutations)
+)
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[RequestTransaction])
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=DeliverySubscriptions,
+    extensions=[RequestTransaction, QueryLimits, QueryCost],
+)
 
 
-class LastmileGraphQLRouter(GraphQLRouter):
+class LastmileGraphQLRouter(GraphQLRouter[Context, None]):
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(local_assets(self.graphql_ide_html))
 
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate a WebSocket from connection_init params (or the upgrade's header)."""
+        params = context.connection_params or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        if not isinstance(authorization, str) and context.request is not None:
+            authorization = context.request.headers.get("authorization", "")
+        try:
+            context.token = bearer_token(authorization if isinstance(authorization, str) else "")
+        except HTTPException as refused:
+            raise ConnectionRejectionError({"message": refused.detail}) from refused
+        return UNSET
 
-def graphql_router() -> GraphQLRouter:
+
+def graphql_router() -> LastmileGraphQLRouter:
     return LastmileGraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql")

@@ -7,24 +7,52 @@ Money is integer minor units of the area's or plan's currency; quantities are De
 """
 
 from services.core.models.areas import ServiceArea, Shift, Vehicle
-from services.core.models.billing import PricePlan, Subscription, UsageEvent
+from services.core.models.billing import (
+    BillingAccount,
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    InvoiceLineKind,
+    InvoiceStatus,
+    PricePlan,
+    ReconciliationFinding,
+    ReconciliationRun,
+    RouteAllocation,
+    Subscription,
+    UsageEvent,
+)
 from services.core.models.deliveries import Delivery, DeliveryEvent, DeliveryStatus
 from services.core.models.idempotency import IdempotencyRecord
 from services.core.models.outbox import OutboxEvent
 from services.core.models.planning import PlanRun, PlanRunStatus, Route, Stop
 from services.core.models.tenancy import OAuthClient, Tenant
+from services.core.models.webhooks import (
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookMessage,
+    WebhookMessageStatus,
+)
 
 __all__ = [
+    "BillingAccount",
+    "CreditNote",
     "Delivery",
     "DeliveryEvent",
     "DeliveryStatus",
     "IdempotencyRecord",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceLineKind",
+    "InvoiceStatus",
     "OAuthClient",
     "OutboxEvent",
     "PlanRun",
     "PlanRunStatus",
     "PricePlan",
+    "ReconciliationFinding",
+    "ReconciliationRun",
     "Route",
+    "RouteAllocation",
     "ServiceArea",
     "Shift",
     "Stop",
@@ -32,4 +60,8 @@ __all__ = [
     "Tenant",
     "UsageEvent",
     "Vehicle",
+    "WebhookAttempt",
+    "WebhookEndpoint",
+    "WebhookMessage",
+    "WebhookMessageStatus",
 ]

@@ -68,9 +68,11 @@ class DeliveryEvent(SQLModel, table=True):
     """The status history of a delivery, one row per change (tracking events)."""
 
     __tablename__ = "delivery_event"
+    # A tenant's events in order: the subscription feed reads them by (tenant, id > last).
+    __table_args__ = (Index("ix_delivery_event_tenant_id_id", "tenant_id", "id"),)
 
     id: str = Field(default_factory=lambda: new_id("dev"), primary_key=True)
-    tenant_id: str = Field(foreign_key="tenant.id", index=True)
+    tenant_id: str = Field(foreign_key="tenant.id")
     delivery_id: str = Field(foreign_key="delivery.id", index=True)
     status: DeliveryStatus
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -62,6 +62,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("lng", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch_op.add_column(sa.Column("proof", sa.JSON(), nullable=True))
+        batch_op.drop_index("ix_delivery_event_tenant_id")
+        batch_op.create_index("ix_delivery_event_tenant_id_id", ["tenant_id", "id"], unique=False)
 
     with op.batch_alter_table("oauth_client", schema=None) as batch_op:
         batch_op.add_column(
@@ -74,6 +76,8 @@ def downgrade() -> None:
         batch_op.drop_column("sandbox")
 
     with op.batch_alter_table("delivery_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_delivery_event_tenant_id_id")
+        batch_op.create_index("ix_delivery_event_tenant_id", ["tenant_id"], unique=False)
         batch_op.drop_column("proof")
         batch_op.drop_column("reason")
         batch_op.drop_column("lng")

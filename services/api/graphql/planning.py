@@ -1,0 +1,152 @@
+"""GraphQL for the operator's planning: start a plan run and watch its progress."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+from sqlmodel import col, select
+
+from services.api.deliveries.errors import UserErrorCode as Code
+from services.api.graphql.context import context_of
+from services.api.graphql.errors import UserError
+from services.api.graphql.permissions import Operator
+from services.core import areas
+from services.core.db import on_commit
+from services.core.models import PlanRun as PlanRunRow
+from services.core.models import PlanRunStatus as DomainPlanRunStatus
+from services.core.models import ServiceArea
+from services.planner import runs, tasks
+
+PlanRunStatus = strawberry.enum(
+    DomainPlanRunStatus, name="PlanRunStatus", description="Where a plan run is."
+)
+
+
+@strawberry.type(description="One solve of an area's open deliveries for a day, and its outcome.")
+class PlanRun:
+    id: strawberry.ID = strawberry.field(description="The plan run's id.")
+    service_area: str = strawberry.field(description="Area code.")
+    date: date = strawberry.field(description="The delivery day planned.")
+    status: PlanRunStatus = strawberry.field(description="QUEUED, SOLVING, DONE or FAILED.")  # type: ignore[valid-type]
+    trigger: str = strawberry.field(description='What started it: "wave 18:00", "cli", "api".')
+    requested_at: datetime = strawberry.field(description="When it was asked for.")
+    started_at: datetime | None = strawberry.field(description="When solving began.")
+    finished_at: datetime | None = strawberry.field(description="When it ended.")
+    time_limit_seconds: float = strawberry.field(description="The solver's budget.")
+    deliveries_considered: int = strawberry.field(description="Open deliveries it tried to plan.")
+    deliveries_planned: int = strawberry.field(description="Deliveries now on a route.")
+    deliveries_unplanned: int = strawberry.field(
+        description="Deliveries left BOOKED, each with its reason, for the next run."
+    )
+    routes: int = strawberry.field(description="Routes written.")
+    distance_km: float = strawberry.field(description="Total distance of its routes.")
+    cost_minor: int = strawberry.field(description="Total cost of its routes, minor units.")
+    best_cost_minor: int | None = strawberry.field(
+        description="Best cost found so far while SOLVING (progress)."
+    )
+    error: str | None = strawberry.field(description="Why it FAILED.")
+
+    @classmethod
+    def from_row(cls, row: PlanRunRow, area_code: str) -> PlanRun:
+        return cls(
+            id=strawberry.ID(row.id),
+            service_area=area_code,
+            date=row.date,
+            status=row.status,
+            trigger=row.trigger,
+            requested_at=row.requested_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            time_limit_seconds=row.time_limit_seconds,
+            deliveries_considered=row.deliveries_considered,
+            deliveries_planned=row.deliveries_planned,
+            deliveries_unplanned=row.deliveries_unplanned,
+            routes=row.routes,
+            distance_km=row.distance_m / 1000,
+            cost_minor=row.cost_minor,
+            best_cost_minor=row.best_cost_minor,
+            error=row.error,
+        )
+
+
+@strawberry.input(description="Plan an area's day now, in the background.")
+class PlanAreaInput:
+    service_area: str = strawberry.field(description="Area code.")
+    date: date | None = strawberry.field(
+        default=None, description="Delivery day (default: tomorrow in the area's time zone)."
+    )
+    time_limit_seconds: float = strawberry.field(default=10.0, description="Solver budget.")
+
+
+@strawberry.type
+class PlanAreaPayload:
+    plan_run: PlanRun | None = strawberry.field(description="The queued run; poll it for progress.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was queued.")
+
+
+@strawberry.type
+class PlanningQueries:
+    @strawberry.field(permission_classes=[Operator], description="One plan run, with its progress.")
+    def plan_run(self, info: strawberry.Info, id: strawberry.ID) -> PlanRun | None:
+        session = context_of(info).session
+        found = session.exec(
+            select(PlanRunRow, ServiceArea.code)
+            .join(ServiceArea, col(ServiceArea.id) == col(PlanRunRow.area_id))
+            .where(PlanRunRow.id == str(id))
+        ).first()
+        return PlanRun.from_row(*found) if found else None
+
+    @strawberry.field(
+        permission_classes=[Operator], description="An area's most recent plan runs, newest first."
+    )
+    def plan_runs(self, info: strawberry.Info, service_area: str, first: int = 20) -> list[PlanRun]:
+        session = context_of(info).session
+        area = areas.get_area(session, service_area)
+        if area is None:
+            return []
+        rows = session.exec(
+            select(PlanRunRow)
+            .where(PlanRunRow.area_id == area.id)
+            .order_by(col(PlanRunRow.id).desc())
+            .limit(max(1, min(first, 100)))
+        ).all()
+        return [PlanRun.from_row(row, area.code) for row in rows]
+
+
+@strawberry.type
+class PlanningMutations:
+    @strawberry.mutation(
+        permission_classes=[Operator],
+        description="Queue a plan run for an area's day; a worker solves it and reports progress.",
+    )
+    def plan_area(self, info: strawberry.Info, input: PlanAreaInput) -> PlanAreaPayload:
+        ctx = context_of(info)
+        area = areas.get_area(ctx.session, input.service_area)
+        if area is None:
+            return PlanAreaPayload(
+                plan_run=None,
+                user_errors=[
+                    UserError(
+                        field=["serviceArea"],
+                        message=f"No service area has the code {input.service_area!r}.",
+                        code=Code.SERVICE_AREA_NOT_FOUND,
+                    )
+                ],
+            )
+        if not 0 < input.time_limit_seconds <= 600:
+            return PlanAreaPayload(
+                plan_run=None,
+                user_errors=[
+                    UserError(
+                        field=["timeLimitSeconds"],
+                        message="The time limit must be more than 0 and at most 600 seconds.",
+                        code=Code.INVALID,
+                    )
+                ],
+            )
+        day = input.date or areas.next_delivery_date(area, ctx.now)
+        run = runs.request_plan(ctx.session, area.code, day, "api", input.time_limit_seconds)
+        run_id = run.id
+        on_commit(ctx.session, lambda: tasks.execute_plan_run.delay(run_id))
+        return PlanAreaPayload(plan_run=PlanRun.from_row(run, area.code), user_errors=[])

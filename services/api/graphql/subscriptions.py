@@ -1,0 +1,103 @@
+"""Live delivery updates over WebSocket (graphql-transport-ws).
+
+The feed reads the tenant's tracking events from the database, newest after the last
+one sent, so it works the same whichever API process the client is connected to and
+whichever process made the change. Clients authenticate in `connection_init` with
+`{"Authorization": "Bearer <token>"}` (or the same header on the upgrade request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from datetime import datetime
+
+import strawberry
+from sqlmodel import col, select
+
+from services.api.graphql.context import context_of
+from services.api.graphql.deliveries import DeliveryStatus, Location
+from services.api.graphql.permissions import ReadDeliveries
+from services.core.db import transaction
+from services.core.models import Delivery, DeliveryEvent
+
+POLL_SECONDS = 1.0
+BATCH = 100
+
+
+@strawberry.type(description="A change to one of your deliveries, as it happens.")
+class DeliveryUpdate:
+    delivery_id: strawberry.ID = strawberry.field(description="The delivery that changed.")
+    reference: str = strawberry.field(description="Your order reference for it.")
+    status: DeliveryStatus = strawberry.field(description="Its status after the change.")  # type: ignore[valid-type]
+    at: datetime = strawberry.field(description="When the change happened.")
+    eta: datetime | None = strawberry.field(
+        description="The current estimated arrival, if planned."
+    )
+    detail: str | None = strawberry.field(description="What happened, in words.")
+    reason: str | None = strawberry.field(description="Normalised failure or cancellation reason.")
+    location: Location | None = strawberry.field(description="Where it happened, if reported.")
+
+
+def _after(
+    tenant_id: str, last_id: str, delivery_id: str | None
+) -> tuple[str, list[DeliveryUpdate]]:
+    """The next updates after event `last_id`, and the id of the last one returned."""
+    with transaction() as session:
+        statement = (
+            select(DeliveryEvent, Delivery)
+            .join(Delivery, col(Delivery.id) == col(DeliveryEvent.delivery_id))
+            .where(DeliveryEvent.tenant_id == tenant_id, col(DeliveryEvent.id) > last_id)
+            .order_by(col(DeliveryEvent.id))
+            .limit(BATCH)
+        )
+        if delivery_id is not None:
+            statement = statement.where(DeliveryEvent.delivery_id == delivery_id)
+        rows = session.exec(statement).all()
+    updates = [
+        DeliveryUpdate(
+            delivery_id=strawberry.ID(event.delivery_id),
+            reference=delivery.reference,
+            status=event.status,
+            at=event.at,
+            eta=delivery.eta,
+            detail=event.detail,
+            reason=event.reason,
+            location=Location(lat=event.lat, lng=event.lng)
+            if event.lat is not None and event.lng is not None
+            else None,
+        )
+        for event, delivery in rows
+    ]
+    return (rows[-1][0].id if rows else last_id), updates
+
+
+def _newest(tenant_id: str) -> str:
+    with transaction() as session:
+        newest = session.exec(
+            select(DeliveryEvent.id)
+            .where(DeliveryEvent.tenant_id == tenant_id)
+            .order_by(col(DeliveryEvent.id).desc())
+            .limit(1)
+        ).first()
+    return newest or ""
+
+
+@strawberry.type
+class DeliverySubscriptions:
+    @strawberry.subscription(
+        permission_classes=[ReadDeliveries],
+        description="Every change to your deliveries from now on (or to one delivery).",
+    )
+    async def delivery_updates(
+        self, info: strawberry.Info, delivery_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[DeliveryUpdate, None]:
+        tenant_id = context_of(info).tenant_id
+        only = str(delivery_id) if delivery_id is not None else None
+        last = await asyncio.to_thread(_newest, tenant_id)
+        while True:
+            last, updates = await asyncio.to_thread(_after, tenant_id, last, only)
+            for update in updates:
+                yield update
+            if len(updates) < BATCH:
+                await asyncio.sleep(POLL_SECONDS)

@@ -1,0 +1,415 @@
+"""GraphQL for webhooks: endpoints and their secrets, the message log, replays.
+
+Queries need `deliveries:read`, mutations `deliveries:write`; the tenant comes from the
+token only. A secret is returned once, by the mutation that creates it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import strawberry
+from sqlmodel import Session
+from strawberry.scalars import JSON
+
+from services.api.deliveries.errors import UserErrors
+from services.api.graphql.context import context_of
+from services.api.graphql.errors import UserError
+from services.api.graphql.permissions import ReadDeliveries, WriteDeliveries
+from services.api.graphql.relay import PageInfo, decode_cursor, encode_cursor, page_size
+from services.api.webhooks import service
+from services.api.webhooks.events import EVENT_TYPES
+from services.core import models
+
+WebhookMessageStatus = strawberry.enum(
+    models.WebhookMessageStatus,
+    name="WebhookMessageStatus",
+    description="PENDING: not attempted yet; FAILED: the last attempt failed and a retry "
+    "is scheduled; DELIVERED: acknowledged with a 2xx; DEAD: given up on (replayable).",
+)
+
+
+@strawberry.type(description="An event type you can subscribe to.")
+class WebhookEventType:
+    name: str = strawberry.field(description='As in the payload\'s "type", e.g. delivery.booked.')
+    description: str
+
+
+@strawberry.type(description="Where we POST the events you subscribed to.")
+class WebhookEndpoint:
+    id: strawberry.ID
+    url: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None = strawberry.field(
+        description="Why it stopped receiving events; null while enabled."
+    )
+    disabled_at: datetime | None
+    previous_secret_expires_at: datetime | None = strawberry.field(
+        description="Until then deliveries are also signed with the secret before the last "
+        "rotation."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.WebhookEndpoint) -> WebhookEndpoint:
+        return cls(
+            id=strawberry.ID(row.id),
+            url=row.url,
+            event_types=list(row.event_types),
+            enabled=row.enabled,
+            disabled_reason=row.disabled_reason,
+            disabled_at=row.disabled_at,
+            previous_secret_expires_at=row.previous_secret_expires_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+@strawberry.type(description="One HTTP request made to deliver a message.")
+class WebhookAttempt:
+    id: strawberry.ID
+    at: datetime
+    url: str
+    status_code: int | None = strawberry.field(description="Null when no response came back.")
+    response_excerpt: str | None = strawberry.field(
+        description="The start of your response body (1 KiB at most)."
+    )
+    error: str | None = strawberry.field(description="Timeouts, refused connections and the like.")
+    duration_ms: int
+
+
+@strawberry.type(description="One event owed to one endpoint, and every attempt to deliver it.")
+class WebhookMessage:
+    id: strawberry.ID = strawberry.field(description="Sent as the webhook-id header.")
+    endpoint_id: strawberry.ID
+    event_id: strawberry.ID = strawberry.field(description='The payload\'s "id".')
+    event_type: str
+    status: WebhookMessageStatus  # type: ignore[valid-type]
+    attempt_count: int = strawberry.field(description="Attempts since created or last replayed.")
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
+    payload: JSON = strawberry.field(description="The JSON body we POST.")  # type: ignore[valid-type]
+    _row: strawberry.Private[models.WebhookMessage]
+
+    @strawberry.field(description="Every attempt, oldest first.")
+    def attempts(self, info: strawberry.Info) -> list[WebhookAttempt]:
+        ctx = context_of(info)
+        return [
+            WebhookAttempt(
+                id=strawberry.ID(a.id),
+                at=a.at,
+                url=a.url,
+                status_code=a.status_code,
+                response_excerpt=a.response_excerpt,
+                error=a.error,
+                duration_ms=a.duration_ms,
+            )
+            for a in service.attempts_of(ctx.session, ctx.tenant_id, self._row.id)
+        ]
+
+    @classmethod
+    def from_row(cls, row: models.WebhookMessage) -> WebhookMessage:
+        return cls(
+            id=strawberry.ID(row.id),
+            endpoint_id=strawberry.ID(row.endpoint_id),
+            event_id=strawberry.ID(row.event_id),
+            event_type=row.event_type,
+            status=row.status,
+            attempt_count=row.attempt_count,
+            next_attempt_at=row.next_attempt_at,
+            delivered_at=row.delivered_at,
+            created_at=row.created_at,
+            payload=JSON(row.payload),
+            _row=row,
+        )
+
+
+@strawberry.type
+class WebhookEndpointEdge:
+    cursor: str
+    node: WebhookEndpoint
+
+
+@strawberry.type
+class WebhookEndpointConnection:
+    edges: list[WebhookEndpointEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class WebhookMessageEdge:
+    cursor: str
+    node: WebhookMessage
+
+
+@strawberry.type
+class WebhookMessageConnection:
+    edges: list[WebhookMessageEdge]
+    page_info: PageInfo
+
+
+@strawberry.input
+class CreateWebhookEndpointInput:
+    url: str = strawberry.field(
+        description="https:// URL; plain http only for localhost and 127.0.0.1."
+    )
+    event_types: list[str] = strawberry.field(description="See `webhookEventTypes`.")
+
+
+@strawberry.input
+class UpdateWebhookEndpointInput:
+    id: strawberry.ID
+    url: str | None = strawberry.field(default=None, description="Absent: unchanged.")
+    event_types: list[str] | None = strawberry.field(default=None, description="Absent: unchanged.")
+
+
+@strawberry.type
+class CreateWebhookEndpointPayload:
+    webhook_endpoint: WebhookEndpoint | None
+    secret: str | None = strawberry.field(
+        description="The signing secret (whsec_...). Shown only here: store it now."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class WebhookEndpointPayload:
+    webhook_endpoint: WebhookEndpoint | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DeleteWebhookEndpointPayload:
+    deleted_webhook_endpoint_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class RotateWebhookSecretPayload:
+    webhook_endpoint: WebhookEndpoint | None
+    secret: str | None = strawberry.field(
+        description="The new signing secret. Shown only here: store it now."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class ReplayWebhookMessagePayload:
+    webhook_message: WebhookMessage | None
+    user_errors: list[UserError]
+
+
+def _errors(rejected: UserErrors) -> list[UserError]:
+    return [UserError.from_domain(error) for error in rejected.errors]
+
+
+def _page_info(edges: list[Any], more: bool, after: str | None) -> PageInfo:
+    return PageInfo(
+        has_next_page=more,
+        has_previous_page=after is not None,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
+
+
+@strawberry.type
+class WebhookQueries:
+    @strawberry.field(description="Every event type a webhook endpoint can subscribe to.")
+    def webhook_event_types(self) -> list[WebhookEventType]:
+        return [WebhookEventType(name=n, description=d) for n, d in EVENT_TYPES.items()]
+
+    @strawberry.field(
+        permission_classes=[ReadDeliveries],
+        description="One of your webhook endpoints; null if it does not exist or is not yours.",
+    )
+    def webhook_endpoint(self, info: strawberry.Info, id: strawberry.ID) -> WebhookEndpoint | None:
+        ctx = context_of(info)
+        row = service.find_endpoint(ctx.session, ctx.tenant_id, str(id))
+        return WebhookEndpoint.from_row(row) if row else None
+
+    @strawberry.field(
+        permission_classes=[ReadDeliveries],
+        description="Your webhook endpoints, oldest first. `first` is at most 100 (default 50).",
+    )
+    def webhook_endpoints(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> WebhookEndpointConnection:
+        ctx = context_of(info)
+        size = page_size(first)
+        cursor = decode_cursor("WebhookEndpoint", after) if after is not None else None
+        rows = service.endpoints_page(ctx.session, ctx.tenant_id, cursor, size)
+        edges = [
+            WebhookEndpointEdge(
+                cursor=encode_cursor("WebhookEndpoint", r.id), node=WebhookEndpoint.from_row(r)
+            )
+            for r in rows[:size]
+        ]
+        return WebhookEndpointConnection(
+            edges=edges, page_info=_page_info(edges, len(rows) > size, after)
+        )
+
+    @strawberry.field(
+        permission_classes=[ReadDeliveries],
+        description="Webhook messages, newest first, with their attempts; of one endpoint "
+        "if `endpointId` is given. `first` is at most 100 (default 50).",
+    )
+    def webhook_messages(
+        self,
+        info: strawberry.Info,
+        endpoint_id: strawberry.ID | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        status: WebhookMessageStatus | None = None,  # type: ignore[valid-type]
+    ) -> WebhookMessageConnection:
+        ctx = context_of(info)
+        size = page_size(first)
+        cursor = decode_cursor("WebhookMessage", after) if after is not None else None
+        rows = service.messages_page(
+            ctx.session,
+            ctx.tenant_id,
+            str(endpoint_id) if endpoint_id is not None else None,
+            models.WebhookMessageStatus(status) if status is not None else None,
+            cursor,
+            size,
+        )
+        edges = [
+            WebhookMessageEdge(
+                cursor=encode_cursor("WebhookMessage", r.id), node=WebhookMessage.from_row(r)
+            )
+            for r in rows[:size]
+        ]
+        return WebhookMessageConnection(
+            edges=edges, page_info=_page_info(edges, len(rows) > size, after)
+        )
+
+
+@strawberry.type
+class WebhookMutations:
+    @strawberry.mutation(
+        permission_classes=[WriteDeliveries],
+        description="Register an endpoint for some event types; returns its signing secret once.",
+    )
+    def create_webhook_endpoint(
+        self, info: strawberry.Info, input: CreateWebhookEndpointInput
+    ) -> CreateWebhookEndpointPayload:
+        ctx = context_of(info)
+        try:
+            row = service.create_endpoint(
+                ctx.session, ctx.tenant_id, input.url, input.event_types, ctx.now
+            )
+        except UserErrors as rejected:
+            return CreateWebhookEndpointPayload(
+                webhook_endpoint=None, secret=None, user_errors=_errors(rejected)
+            )
+        return CreateWebhookEndpointPayload(
+            webhook_endpoint=WebhookEndpoint.from_row(row), secret=row.secret, user_errors=[]
+        )
+
+    @strawberry.mutation(
+        permission_classes=[WriteDeliveries], description="Change an endpoint's URL or events."
+    )
+    def update_webhook_endpoint(
+        self, info: strawberry.Info, input: UpdateWebhookEndpointInput
+    ) -> WebhookEndpointPayload:
+        ctx = context_of(info)
+        try:
+            row = service.update_endpoint(
+                ctx.session, ctx.tenant_id, str(input.id), input.url, input.event_types, ctx.now
+            )
+        except UserErrors as rejected:
+            return WebhookEndpointPayload(webhook_endpoint=None, user_errors=_errors(rejected))
+        return WebhookEndpointPayload(
+            webhook_endpoint=WebhookEndpoint.from_row(row), user_errors=[]
+        )
+
+    @strawberry.mutation(
+        permission_classes=[WriteDeliveries],
+        description="Stop sending to an endpoint for good; messages still waiting are dropped.",
+    )
+    def delete_webhook_endpoint(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> DeleteWebhookEndpointPayload:
+        ctx = context_of(info)
+        try:
+            service.delete_endpoint(ctx.session, ctx.tenant_id, str(id), ctx.now)
+        except UserErrors as rejected:
+            return DeleteWebhookEndpointPayload(
+                deleted_webhook_endpoint_id=None, user_errors=_errors(rejected)
+            )
+        return DeleteWebhookEndpointPayload(deleted_webhook_endpoint_id=id, user_errors=[])
+
+    @strawberry.mutation(
+        permission_classes=[WriteDeliveries],
+        description="Send to an endpoint again (after it was disabled); clears its failure "
+        "record. Messages given up on meanwhile are not resent: replay them.",
+    )
+    def enable_webhook_endpoint(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> WebhookEndpointPayload:
+        return _endpoint_change(info, service.enable_endpoint, id)
+
+    @strawberry.mutation(
+        permission_classes=[WriteDeliveries],
+        description="Pause an endpoint; messages still waiting for it are given up on.",
+    )
+    def disable_webhook_endpoint(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> WebhookEndpointPayload:
+        return _endpoint_change(info, service.disable_endpoint, id)
+
+    @strawberry.mutation(
+        permission_classes=[WriteDeliveries],
+        description="A new signing secret. For `overlapHours` (default 24, at most 168) "
+        "deliveries carry signatures with both the old and the new secret.",
+    )
+    def rotate_webhook_secret(
+        self, info: strawberry.Info, id: strawberry.ID, overlap_hours: int = 24
+    ) -> RotateWebhookSecretPayload:
+        ctx = context_of(info)
+        try:
+            row = service.rotate_secret(
+                ctx.session, ctx.tenant_id, str(id), timedelta(hours=overlap_hours), ctx.now
+            )
+        except UserErrors as rejected:
+            return RotateWebhookSecretPayload(
+                webhook_endpoint=None, secret=None, user_errors=_errors(rejected)
+            )
+        return RotateWebhookSecretPayload(
+            webhook_endpoint=WebhookEndpoint.from_row(row), secret=row.secret, user_errors=[]
+        )
+
+    @strawberry.mutation(
+        permission_classes=[WriteDeliveries],
+        description="Send a message again now, whatever its status, with a fresh retry "
+        "schedule. Earlier attempts stay in its log.",
+    )
+    def replay_webhook_message(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> ReplayWebhookMessagePayload:
+        ctx = context_of(info)
+        try:
+            row = service.replay_message(ctx.session, ctx.tenant_id, str(id), ctx.now)
+        except UserErrors as rejected:
+            return ReplayWebhookMessagePayload(webhook_message=None, user_errors=_errors(rejected))
+        return ReplayWebhookMessagePayload(
+            webhook_message=WebhookMessage.from_row(row), user_errors=[]
+        )
+
+
+EndpointChange = Callable[[Session, str, str, datetime], models.WebhookEndpoint]
+
+
+def _endpoint_change(
+    info: strawberry.Info, change: EndpointChange, id: strawberry.ID
+) -> WebhookEndpointPayload:
+    ctx = context_of(info)
+    try:
+        row = change(ctx.session, ctx.tenant_id, str(id), ctx.now)
+    except UserErrors as rejected:
+        return WebhookEndpointPayload(webhook_endpoint=None, user_errors=_errors(rejected))
+    return WebhookEndpointPayload(webhook_endpoint=WebhookEndpoint.from_row(row), user_errors=[])

@@ -1,0 +1,345 @@
+"""Reconciliation: independent checks that the books are right. Findings are stored.
+
+Checks:
+- `delivery_usage`: every delivery has exactly the usage events its history calls for
+  (services/billing/metering.py lists them), no more, no fewer;
+- `invoice_amounts`: every finalized invoice recomputes from the raw events to the same
+  lines and totals. The raw events are streamed and aggregated here in Python, not by
+  the SQL that produced the invoice, then priced by the same pure engine;
+- `invoice_missing` / `invoice_totals` / `invoice_numbering`: each closed tenant-period
+  with usage has an invoice, totals are the sum of lines, numbers run 1..n per tenant;
+- `route_allocation`: every allocated route's shares sum to its cost, and each share
+  has its `route_cost` usage event of the same amount;
+- `usage_period`: no event is billed to a month before the one it happened in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from services.billing.invoicing import (
+    InvoiceError,
+    Totals,
+    Usage,
+    compute_drafts,
+    same_figures,
+    stored_lines,
+)
+from services.billing.metering import BOOKING_SUFFIXES
+from services.billing.money import currency_for, from_minor
+from services.billing.pricing import parse_period
+from services.core.db import utcnow
+from services.core.models import (
+    BillingAccount,
+    Delivery,
+    DeliveryEvent,
+    DeliveryStatus,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    ReconciliationFinding,
+    ReconciliationRun,
+    Route,
+    RouteAllocation,
+    Stop,
+    UsageEvent,
+)
+
+DELIVERY_METERS = (
+    "deliveries", "parcel_kg", "active_recipients", "route_km", "delivered", "failed_attempts",
+    "cancellations",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    subject: str
+    message: str
+    tenant_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "subject": self.subject,
+            "tenant": self.tenant_id,
+            "message": self.message,
+        }
+
+
+@dataclass
+class Result:
+    run_id: str
+    period: str | None
+    checked: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "period": self.period,
+            "ok": not self.findings,
+            "checked": self.checked,
+            "findings": [finding.as_json() for finding in self.findings],
+        }
+
+
+def reconcile(session: Session, period: str | None = None) -> Result:
+    """Run every check (for one period, or everything) and store the findings."""
+    if period is not None:
+        parse_period(period)
+    run = ReconciliationRun(period=period)
+    session.add(run)
+    session.flush()
+    result = Result(run.id, period)
+    result.findings += _delivery_usage(session, period, result.checked)
+    periods = [period] if period else _invoiced_periods(session)
+    for month in periods:
+        result.findings += _invoices(session, month, result.checked)
+    result.findings += _numbering(session, result.checked)
+    result.findings += _allocations(session, period, result.checked)
+    result.findings += _usage_periods(session, period)
+    session.add_all(
+        ReconciliationFinding(
+            run_id=run.id,
+            check=f.check,
+            subject=f.subject,
+            tenant_id=f.tenant_id,
+            message=f.message,
+        )
+        for f in result.findings
+    )
+    run.findings = len(result.findings)
+    run.finished_at = utcnow()
+    session.add(run)
+    session.flush()
+    return result
+
+
+def expected_delivery_usage(
+    delivery_id: str, status: DeliveryStatus, planned: bool, failures: int
+) -> set[str]:
+    """The usage ids a delivery's history calls for (the table in metering.py)."""
+    ids = {f"{delivery_id}:{suffix}" for suffix in BOOKING_SUFFIXES}
+    if planned:
+        ids.add(f"{delivery_id}:route_km")
+    if status is DeliveryStatus.DELIVERED:
+        ids.add(f"{delivery_id}:delivered")
+    if status is DeliveryStatus.CANCELLED:
+        ids.add(f"{delivery_id}:cancelled")
+    ids |= {f"{delivery_id}:failed:{n}" for n in range(1, failures + 1)}
+    return ids
+
+
+def _delivery_usage(session: Session, period: str | None, checked: dict[str, int]) -> list[Finding]:
+    deliveries = select(Delivery.id, Delivery.tenant_id, Delivery.status)
+    if period:
+        month = parse_period(period)
+        deliveries = deliveries.where(
+            Delivery.created_at >= month.start, Delivery.created_at < month.end
+        )
+    rows = session.exec(deliveries).all()
+    checked["deliveries"] = len(rows)
+    planned = set(session.exec(select(Stop.delivery_id).distinct()).all())
+    failures = dict(
+        session.exec(  # type: ignore[call-overload]
+            select(DeliveryEvent.delivery_id, func.count())
+            .where(DeliveryEvent.status == DeliveryStatus.FAILED)
+            .group_by(DeliveryEvent.delivery_id)
+        ).all()
+    )
+    recorded: defaultdict[str, set[str]] = defaultdict(set)
+    usage = select(UsageEvent.id).where(col(UsageEvent.meter).in_(DELIVERY_METERS))
+    for usage_id in session.exec(usage).all():
+        recorded[usage_id.split(":", 1)[0]].add(usage_id)
+    findings = []
+    for delivery_id, tenant_id, raw_status in rows:
+        status = DeliveryStatus(raw_status)
+        expected = expected_delivery_usage(
+            delivery_id, status, delivery_id in planned, failures.get(delivery_id, 0)
+        )
+        actual = recorded.get(delivery_id, set())
+        for missing in sorted(expected - actual):
+            findings.append(
+                Finding("delivery_usage", delivery_id, f"usage event {missing!r} is missing",
+                        tenant_id)
+            )  # fmt: skip
+        for extra in sorted(actual - expected):
+            findings.append(
+                Finding("delivery_usage", delivery_id,
+                        f"usage event {extra!r} does not match the delivery's history"
+                        f" (status {status.value})", tenant_id)
+            )  # fmt: skip
+    return findings
+
+
+def _invoiced_periods(session: Session) -> list[str]:
+    return list(session.exec(select(Invoice.period).distinct().order_by(Invoice.period)).all())
+
+
+def stream_billed(session: Session, period: str) -> Usage:
+    """The raw events billed to `period`, aggregated here rather than in SQL."""
+    raw: dict[tuple[str, str, str], list[Any]] = {}
+    statement = (
+        select(  # type: ignore[call-overload]
+            UsageEvent.tenant_id, UsageEvent.period, UsageEvent.meter, UsageEvent.quantity,
+            UsageEvent.key,
+        )
+        .where(UsageEvent.billed_period == period)
+        .execution_options(yield_per=20_000)
+    )  # fmt: skip
+    for tenant, month, meter, quantity, key in session.exec(statement):
+        entry = raw.get((tenant, month, meter))
+        if entry is None:
+            entry = raw[(tenant, month, meter)] = [Decimal(0), 0, quantity, set()]
+        entry[0] += quantity
+        entry[1] += 1
+        if quantity > entry[2]:
+            entry[2] = quantity
+        if key is not None:
+            entry[3].add(key)
+    return {
+        k: Totals(total, count, maximum, len(keys))
+        for k, (total, count, maximum, keys) in raw.items()
+    }
+
+
+def _invoices(session: Session, period: str, checked: dict[str, int]) -> list[Finding]:
+    findings = []
+    billed = stream_billed(session, period)
+    try:
+        drafts = compute_drafts(session, period, billed)
+    except InvoiceError as error:
+        return [Finding("invoice_amounts", period, str(error))]
+    invoices = {
+        invoice.tenant_id: invoice
+        for invoice in session.exec(select(Invoice).where(Invoice.period == period)).all()
+    }
+    closed = {
+        tenant
+        for tenant, through in session.exec(
+            select(BillingAccount.tenant_id, BillingAccount.closed_through)
+        ).all()
+        if through is not None and through >= period
+    }
+    checked["invoices"] = checked.get("invoices", 0) + len(invoices)
+    for tenant, draft in drafts.items():
+        invoice = invoices.get(tenant)
+        if invoice is None:
+            if tenant in closed:
+                findings.append(
+                    Finding("invoice_missing", f"{tenant}/{period}",
+                            f"{draft.event_count} usage events billed to closed period {period}"
+                            " are on no invoice", tenant)
+                )  # fmt: skip
+            continue
+        if invoice.status is not InvoiceStatus.FINALIZED:
+            continue  # drafts are recomputed by every close run
+        lines = stored_lines(session, invoice)
+        if not same_figures(invoice, lines, draft) or invoice.event_count != draft.event_count:
+            currency = currency_for(invoice.currency)
+            findings.append(
+                Finding("invoice_amounts", invoice.id,
+                        f"invoice {period} totals {from_minor(invoice.total_minor, currency)}"
+                        f" over {invoice.event_count} events; the raw events give {draft.total}"
+                        f" over {draft.event_count}", tenant)
+            )  # fmt: skip
+    for tenant, invoice in invoices.items():
+        if tenant not in drafts and invoice.status is InvoiceStatus.FINALIZED:
+            findings.append(
+                Finding("invoice_amounts", invoice.id,
+                        f"invoice {period} has no usage events behind it", tenant)
+            )  # fmt: skip
+        sums = session.exec(  # type: ignore[call-overload]
+            select(func.coalesce(func.sum(InvoiceLine.amount_minor), 0)).where(
+                InvoiceLine.invoice_id == invoice.id
+            )
+        ).one()
+        if int(sums) != invoice.total_minor:
+            findings.append(
+                Finding("invoice_totals", invoice.id,
+                        f"lines sum to {int(sums)} minor units, the total says"
+                        f" {invoice.total_minor}", tenant)
+            )  # fmt: skip
+    return findings
+
+
+def _numbering(session: Session, checked: dict[str, int]) -> list[Finding]:
+    numbers: defaultdict[str, list[int]] = defaultdict(list)
+    for tenant, number in session.exec(
+        select(Invoice.tenant_id, Invoice.number).where(col(Invoice.number).is_not(None))
+    ).all():
+        if number is not None:
+            numbers[tenant].append(number)
+    last = dict(
+        session.exec(select(BillingAccount.tenant_id, BillingAccount.last_invoice_number)).all()
+    )
+    findings = []
+    for tenant in sorted(set(numbers) | {t for t, n in last.items() if n}):
+        issued = sorted(numbers.get(tenant, []))
+        expected = list(range(1, last.get(tenant, 0) + 1))
+        if issued != expected:
+            findings.append(
+                Finding("invoice_numbering", tenant,
+                        f"invoice numbers {issued} are not 1..{last.get(tenant, 0)}", tenant)
+            )  # fmt: skip
+    checked["tenants_numbered"] = len(numbers)
+    return findings
+
+
+def _allocations(session: Session, period: str | None, checked: dict[str, int]) -> list[Finding]:
+    statement = (
+        select(  # type: ignore[call-overload]
+            Route.id, Route.cost_minor, RouteAllocation.tenant_id, RouteAllocation.amount_minor,
+               RouteAllocation.currency)
+        .join(RouteAllocation, col(RouteAllocation.route_id) == col(Route.id))
+    )  # fmt: skip
+    if period:
+        month = parse_period(period)
+        statement = statement.where(Route.date >= month.start.date(), Route.date < month.end.date())
+    rows = session.exec(statement).all()
+    usage: dict[str, Decimal] = dict(
+        session.exec(
+            select(UsageEvent.id, UsageEvent.quantity).where(  # type: ignore[call-overload]
+                UsageEvent.meter == "route_cost"
+            )
+        ).all()
+    )
+    totals: defaultdict[str, int] = defaultdict(int)
+    costs = {}
+    findings = []
+    for route_id, cost, tenant, amount, currency in rows:
+        totals[route_id] += amount
+        costs[route_id] = cost
+        recorded = usage.get(f"{route_id}:{tenant}:route_cost")
+        if recorded != from_minor(amount, currency_for(currency)):
+            findings.append(
+                Finding("route_allocation", route_id,
+                        f"the route_cost usage event is {recorded}, the share {amount}", tenant)
+            )  # fmt: skip
+    for route_id, total in sorted(totals.items()):
+        if total != costs[route_id]:
+            findings.append(
+                Finding("route_allocation", route_id,
+                        f"shares sum to {total} minor units, the route costs {costs[route_id]}")
+            )  # fmt: skip
+    checked["routes"] = len(totals)
+    return findings
+
+
+def _usage_periods(session: Session, period: str | None) -> list[Finding]:
+    statement = select(UsageEvent.id, UsageEvent.tenant_id, UsageEvent.billed_period).where(
+        col(UsageEvent.billed_period) < col(UsageEvent.period)
+    )
+    if period:
+        statement = statement.where(UsageEvent.billed_period == period)
+    return [
+        Finding("usage_period", usage_id, f"billed to {billed}, before it happened", tenant)
+        for usage_id, tenant, billed in session.exec(statement).all()
+    ]

@@ -1,0 +1,35 @@
+"""Celery tasks of billing: closing periods and reconciling, both safe to run twice."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.billing import invoicing, reconciliation
+from services.core.celery_app import celery_app
+from services.core.db import transaction, utcnow
+from services.core.usage import period_of
+
+GRACE = timedelta(days=3)
+"""How long a closed month's invoices stay drafts, so late usage still lands on them."""
+
+
+def due_period(now: datetime) -> tuple[str, bool]:
+    """The month to close at `now` (the previous one), and whether its grace is over."""
+    first_of_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    previous = period_of(first_of_month - timedelta(days=1))
+    return previous, now >= first_of_month + GRACE
+
+
+@celery_app.task(name="billing.close_due_period")
+def close_due_period() -> dict[str, Any]:
+    """Draft last month's invoices during the grace days, finalize them after."""
+    period, finalize = due_period(utcnow())
+    with transaction() as session:
+        return invoicing.close_period(session, period, finalize).as_json()
+
+
+@celery_app.task(name="billing.reconcile")
+def reconcile(period: str | None = None) -> dict[str, Any]:
+    with transaction() as session:
+        return reconciliation.reconcile(session, period).as_json()

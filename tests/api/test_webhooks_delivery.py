@@ -1,0 +1,429 @@
+"""Webhooks from the outbox to a real HTTP receiver: fan-out, retries, giving up, crashes.
+
+The receiver is a small threaded HTTP server on 127.0.0.1 that fails a chosen number
+of times and then recovers. Most tests drive `delivery.deliver` with a fake clock so
+three days of retries take milliseconds; one runs everything through a real Celery
+worker on the Redis broker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from sqlmodel import Session, col, select
+
+from services.api.webhooks import delivery, dispatch, service, tasks
+from services.api.webhooks.signing import verify
+from services.core.celery_app import celery_app
+from services.core.db import transaction, utcnow
+from services.core.models import (
+    OutboxEvent,
+    Tenant,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookMessage,
+    WebhookMessageStatus,
+)
+from services.core.outbox import emit
+
+START = utcnow().replace(microsecond=0)  # fake clocks start here; real ones run on
+
+
+class Clock:
+    def __init__(self, now: datetime = START):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
+
+
+class Receiver:
+    """Answers `status` to the first `failures` requests, then 200; records every request."""
+
+    def __init__(self, failures: int = 0, status: int = 500, delay: float = 0.0):
+        self.failures = failures
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                time.sleep(delay)
+                with lock:
+                    receiver.requests.append((dict(self.headers.items()), body))
+                    failing = receiver.failures > 0
+                    receiver.failures -= failing
+                answer = b"down for maintenance" if failing else b"thanks"
+                self.send_response(status if failing else 200)
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    running: list[Receiver] = []
+    yield running
+    for receiver in running:
+        receiver.close()
+
+
+@pytest.fixture
+def receiver(receivers):
+    def start(failures: int = 0, status: int = 500, delay: float = 0.0) -> Receiver:
+        running = Receiver(failures, status, delay)
+        receivers.append(running)
+        return running
+
+    return start
+
+
+@pytest.fixture
+def tenants(db) -> tuple[str, str]:
+    with transaction() as session:
+        acme, bluebird = Tenant(name="Acme"), Tenant(name="Bluebird")
+        session.add_all([acme, bluebird])
+    return acme.id, bluebird.id
+
+
+def _endpoint(tenant_id: str, url: str, *event_types: str) -> WebhookEndpoint:
+    with transaction() as session:
+        return service.create_endpoint(
+            session, tenant_id, url, list(event_types) or ["delivery.booked"], START
+        )
+
+
+def _emit(tenant_id: str | None, topic: str = "delivery.booked", **payload) -> str:
+    with transaction() as session:
+        emit(session, topic, payload or {"delivery_id": "dlv_1", "status": "BOOKED"}, tenant_id)
+        session.flush()
+        return session.exec(select(OutboxEvent.id).order_by(col(OutboxEvent.id).desc())).first()
+
+
+def _dispatch(now: datetime = START) -> list[str]:
+    with transaction() as session:
+        return dispatch.dispatch_batch(session, now).message_ids
+
+
+def _message(message_id: str) -> WebhookMessage:
+    with transaction() as session:
+        return session.get(WebhookMessage, message_id)
+
+
+def _attempts(message_id: str) -> list[WebhookAttempt]:
+    with transaction() as session:
+        return list(
+            session.exec(
+                select(WebhookAttempt)
+                .where(WebhookAttempt.message_id == message_id)
+                .order_by(col(WebhookAttempt.at))
+            ).all()
+        )
+
+
+def _secret(endpoint_id: str) -> str:
+    with transaction() as session:
+        return session.get(WebhookEndpoint, endpoint_id).secret
+
+
+def test_an_event_fans_out_only_to_its_tenants_subscribed_enabled_endpoints(tenants):
+    acme, bluebird = tenants
+    booked = _endpoint(acme, "https://acme.example/booked", "delivery.booked")
+    _endpoint(acme, "https://acme.example/delivered", "delivery.delivered")
+    _endpoint(bluebird, "https://bluebird.example/all", "delivery.booked")
+    paused = _endpoint(acme, "https://acme.example/paused", "delivery.booked")
+    with transaction() as session:
+        service.disable_endpoint(session, acme, paused.id, START)
+
+    event_id = _emit(acme, delivery_id="dlv_acme", status="BOOKED")
+    _emit(None, "route.planned", route_id="rte_1")  # a platform event: not for merchants
+    _emit(acme, "billing.usage_recorded", meter="deliveries")  # internal topic
+
+    message_ids = _dispatch()
+
+    assert len(message_ids) == 1
+    message = _message(message_ids[0])
+    assert (message.endpoint_id, message.tenant_id, message.event_id) == (booked.id, acme, event_id)
+    assert message.payload == {
+        "id": event_id,
+        "type": "delivery.booked",
+        "created_at": message.payload["created_at"],
+        "data": {"delivery_id": "dlv_acme", "status": "BOOKED"},
+    }
+    with transaction() as session:
+        assert (
+            session.exec(select(OutboxEvent).where(col(OutboxEvent.dispatched_at).is_(None))).all()
+            == []
+        )
+    assert _dispatch() == []  # dispatched once only
+
+
+def test_a_payload_naming_another_tenant_is_never_sent(tenants):
+    acme, bluebird = tenants
+    _endpoint(acme, "https://acme.example/hooks")
+    _emit(acme, delivery_id="dlv_1", nested={"tenant_id": bluebird})
+    assert _dispatch() == []
+
+
+def test_a_receiver_that_fails_then_recovers_gets_the_message_with_every_attempt_logged(
+    tenants, receiver
+):
+    acme, _ = tenants
+    down_twice_then_up = receiver(failures=3, status=503)
+    endpoint = _endpoint(acme, down_twice_then_up.url)
+    _emit(acme)
+    (message_id,) = _dispatch()
+    clock, rng = Clock(), random.Random(7)
+
+    outcomes = []
+    for _ in range(4):
+        outcome = delivery.deliver(message_id, clock=clock, rng=rng)
+        outcomes.append(outcome.status)
+        if outcome.retry_in is not None:
+            # Not due yet: calling early sends nothing.
+            assert delivery.deliver(message_id, clock=clock).status is None
+            clock.advance(outcome.retry_in)
+
+    assert outcomes == [WebhookMessageStatus.FAILED] * 3 + [WebhookMessageStatus.DELIVERED]
+    attempts = _attempts(message_id)
+    assert [a.status_code for a in attempts] == [503, 503, 503, 200]
+    assert attempts[0].response_excerpt == "down for maintenance"
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(attempts)]
+    for gap, planned in zip(gaps, delivery.RETRY_SCHEDULE, strict=False):
+        assert planned <= gap <= planned * (1 + delivery.JITTER)
+    message = _message(message_id)
+    assert (message.status, message.attempt_count, message.next_attempt_at) == (
+        WebhookMessageStatus.DELIVERED,
+        4,
+        None,
+    )
+    # Every request was the same message, properly signed, with the same body.
+    requests = down_twice_then_up.requests
+    assert {headers["webhook-id"] for headers, _ in requests} == {message_id}
+    for headers, body in requests:
+        verify(_secret(endpoint.id), headers, body, now=int(headers["webhook-timestamp"]))
+        assert json.loads(body) == message.payload
+    # Delivered means done: a duplicate task sends nothing.
+    assert delivery.deliver(message_id, clock=clock).status is None
+    assert len(requests) == 4
+
+
+def test_sustained_failure_gives_up_and_disables_the_endpoint(tenants, receiver):
+    acme, _ = tenants
+    broken = receiver(failures=10_000)
+    endpoint = _endpoint(acme, broken.url)
+    _emit(acme)
+    (message_id,) = _dispatch()
+    clock = Clock()
+
+    statuses = []
+    while True:
+        outcome = delivery.deliver(message_id, clock=clock)
+        statuses.append(outcome.status)
+        if outcome.retry_in is None:
+            break
+        clock.advance(outcome.retry_in)
+        if len(statuses) == 3:  # meanwhile another event arrives for the same endpoint
+            _emit(acme, delivery_id="dlv_2")
+            (waiting_id,) = _dispatch(clock.now)
+
+    assert statuses == [WebhookMessageStatus.FAILED] * 9 + [WebhookMessageStatus.DEAD]
+    assert len(broken.requests) == len(delivery.RETRY_SCHEDULE) + 1
+    assert clock.now - START > timedelta(days=3)
+    with transaction() as session:
+        disabled = session.get(WebhookEndpoint, endpoint.id)
+    assert not disabled.enabled
+    assert "HTTP 500" in disabled.disabled_reason
+    assert _message(waiting_id).status == WebhookMessageStatus.DEAD
+    # A disabled endpoint gets no new messages.
+    _emit(acme, delivery_id="dlv_3")
+    assert _dispatch(clock.now) == []
+
+
+def test_an_enabled_endpoint_gets_a_replayed_message_again(tenants, receiver):
+    acme, _ = tenants
+    target = receiver()
+    endpoint = _endpoint(acme, target.url)
+    _emit(acme)
+    (message_id,) = _dispatch()
+    assert delivery.deliver(message_id).status == WebhookMessageStatus.DELIVERED
+
+    with transaction() as session:
+        service.replay_message(session, acme, message_id, START)
+    assert delivery.deliver(message_id).status == WebhookMessageStatus.DELIVERED
+
+    assert len(_attempts(message_id)) == 2
+    assert [h["webhook-id"] for h, _ in target.requests] == [message_id, message_id]
+    with transaction() as session:
+        service.disable_endpoint(session, acme, endpoint.id, START)
+    with pytest.raises(service.UserErrors) as rejected, transaction() as session:
+        service.replay_message(session, acme, message_id, START)
+    assert rejected.value.errors[0].code == "WEBHOOK_ENDPOINT_DISABLED"
+
+
+def test_an_unreachable_endpoint_is_logged_as_an_error_without_status(tenants):
+    acme, _ = tenants
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _endpoint(acme, f"http://127.0.0.1:{port}/hooks")
+    _emit(acme)
+    (message_id,) = _dispatch()
+
+    assert delivery.deliver(message_id).status == WebhookMessageStatus.FAILED
+    (attempt,) = _attempts(message_id)
+    assert attempt.status_code is None
+    assert attempt.error.startswith("ConnectError")
+
+
+def test_concurrent_deliveries_of_one_message_send_it_once(tenants, receiver):
+    acme, _ = tenants
+    slow = receiver(delay=0.5)
+    _endpoint(acme, slow.url)
+    _emit(acme)
+    (message_id,) = _dispatch()
+
+    outcomes: list[delivery.Outcome] = []
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(delivery.deliver(message_id)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(o.status or "" for o in outcomes) == ["", "", "", "DELIVERED"]
+    assert len(slow.requests) == 1
+
+
+def test_a_crash_between_outbox_write_and_dispatch_loses_nothing(tenants, receiver):
+    acme, _ = tenants
+    target = receiver()
+    _endpoint(acme, target.url)
+    event_id = _emit(acme)
+
+    # The dispatcher dies after fanning out but before committing.
+    with pytest.raises(RuntimeError), transaction() as session:
+        dispatch.dispatch_batch(session, START)
+        raise RuntimeError("worker killed")
+    with transaction() as session:
+        assert session.exec(select(WebhookMessage)).all() == []
+        assert session.get(OutboxEvent, event_id).dispatched_at is None
+
+    # The next sweep (the beat's periodic dispatch) sends it.
+    assert tasks.dispatch_outbox() == 1
+    with transaction() as session:
+        (message,) = session.exec(select(WebhookMessage)).all()
+    assert delivery.deliver(message.id).status == WebhookMessageStatus.DELIVERED
+    assert json.loads(target.requests[0][1])["id"] == event_id
+
+
+def test_a_dispatcher_skips_the_events_another_one_holds(db, tenants):
+    if db.dialect.name != "postgresql":
+        pytest.skip("row locks are a PostgreSQL matter")
+    acme, _ = tenants
+    _endpoint(acme, "https://acme.example/hooks")
+    first = _emit(acme, delivery_id="dlv_1")
+
+    with Session(db) as holder:
+        held = dispatch.dispatch_batch(holder, START)  # locks `first`, not yet committed
+        second = _emit(acme, delivery_id="dlv_2")
+        with transaction() as session:
+            other = dispatch.dispatch_batch(session, START)
+        holder.commit()
+
+    assert held.events == 1 and other.events == 1
+    with transaction() as session:
+        events = {m.event_id for m in session.exec(select(WebhookMessage)).all()}
+    assert events == {first, second}
+
+
+def test_the_sweeper_picks_up_only_overdue_open_messages(tenants):
+    acme, _ = tenants
+    _endpoint(acme, "https://acme.example/hooks")
+    for n in range(3):
+        _emit(acme, delivery_id=f"dlv_{n}")
+    overdue, upcoming, delivered = _dispatch()
+    with transaction() as session:
+        for message_id, status, due in (
+            (overdue, WebhookMessageStatus.FAILED, START - timedelta(minutes=5)),
+            (upcoming, WebhookMessageStatus.FAILED, START + timedelta(minutes=5)),
+            (delivered, WebhookMessageStatus.DELIVERED, START - timedelta(minutes=5)),
+        ):
+            message = session.get(WebhookMessage, message_id)
+            message.status, message.next_attempt_at = status, due
+            session.add(message)
+    with transaction() as session:
+        assert delivery.due_message_ids(session, START) == [overdue]
+
+
+@pytest.fixture
+def webhook_worker(db, monkeypatch):
+    """A real worker on a queue of this run's own, so concurrent runs sharing the Redis
+    broker never take each other's webhook tasks; retries are made fast."""
+    queue = f"webhooks-test-{os.getpid()}"
+    routes = celery_app.conf.task_routes
+    celery_app.conf.task_routes = {**routes, "webhooks.*": {"queue": queue}}
+    celery_app.amqp.flush_routes()
+    del celery_app.amqp.router
+    monkeypatch.setattr(delivery, "RETRY_SCHEDULE", (timedelta(seconds=0.2),) * 3)
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queue)
+    try:
+        with start_worker(
+            celery_app, pool="threads", concurrency=2, perform_ping_check=False, queues=[queue]
+        ) as running:
+            yield running
+    finally:
+        celery_app.conf.task_routes = routes
+        celery_app.amqp.flush_routes()
+        del celery_app.amqp.router
+
+
+def test_a_worker_delivers_from_the_outbox_through_failures_to_recovery(
+    tenants, receiver, webhook_worker
+):
+    acme, _ = tenants
+    flaky = receiver(failures=2)
+    _endpoint(acme, flaky.url)
+
+    _emit(acme)  # committing the outbox row kicks a dispatch; the worker does the rest
+
+    deadline = time.monotonic() + 60
+    message = None
+    while time.monotonic() < deadline:
+        with transaction() as session:
+            message = session.exec(select(WebhookMessage)).first()
+        if message is not None and message.status == WebhookMessageStatus.DELIVERED:
+            break
+        time.sleep(0.2)
+    assert message is not None and message.status == WebhookMessageStatus.DELIVERED
+    assert [a.status_code for a in _attempts(message.id)] == [500, 500, 200]
+    assert len(flaky.requests) == 3

@@ -1,0 +1,54 @@
+"""Billing fixtures: tenants on a plan, and a helper to record usage events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.billing.plans import DEFAULT_PLAN, store_plan, subscribe
+from services.core.db import transaction
+from services.core.models import PricePlan, Tenant
+from services.core.usage import IngestReport, Usage, record_usage
+
+
+def at(day: str, hour: int = 12) -> datetime:
+    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00").replace(tzinfo=UTC)
+
+
+@pytest.fixture
+def plan(db) -> PricePlan:
+    with transaction() as session:
+        return store_plan(session, DEFAULT_PLAN)
+
+
+@pytest.fixture
+def tenants(db, plan) -> list[str]:
+    """Three merchants on the default plan since 2026-01-01."""
+    ids = []
+    with transaction() as session:
+        for name in ("Acme", "Bluebird", "Corvid"):
+            tenant = Tenant(name=name)
+            session.add(tenant)
+            session.flush()
+            subscribe(session, tenant.id, plan, date(2026, 1, 1))
+            ids.append(tenant.id)
+    return ids
+
+
+@pytest.fixture
+def record() -> Callable[..., IngestReport]:
+    def record(*events: Usage) -> IngestReport:
+        with transaction() as session:
+            return record_usage(session, list(events))
+
+    return record
+
+
+def usage(id: str, tenant: str, meter: str = "deliveries", quantity: Any = "1",
+          when: str = "2026-11-03", **extra: Any) -> Usage:  # fmt: skip
+    return Usage(id=id, tenant_id=tenant, meter=meter, quantity=Decimal(quantity), at=at(when),
+                 **extra)  # fmt: skip

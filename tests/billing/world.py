@@ -1,0 +1,79 @@
+"""A planned day without the solver: deliveries booked through the API service, then
+laid on routes by hand, so billing tests control exactly who rides which van."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from services.api.deliveries import service
+from services.api.seed import seed_demo
+from services.core.models import (
+    Delivery,
+    DeliveryStatus,
+    PlanRun,
+    Route,
+    ServiceArea,
+    Shift,
+    Stop,
+    Vehicle,
+)
+from services.core.usage import Usage, record_usage
+
+
+def book(session: Session, tenant_id: str, count: int, now, offset: float = 0.0) -> list[Delivery]:
+    return [
+        service.book(
+            session,
+            tenant_id,
+            service.BookingRequest(
+                reference=f"{tenant_id}-{i}",
+                service_area="demo",
+                dropoff=service.Dropoff(lat=40.70 + offset + i * 0.004, lng=-74.0 + i * 0.003),
+                recipient=service.Recipient(name=f"Person {i}"),
+                parcel=service.Parcel(weight_grams=2000),
+            ),
+            now,
+        )
+        for i in range(count)
+    ]
+
+
+def plan_by_hand(session: Session, routes: list[list[Delivery]], cost_minor: int) -> list[Route]:
+    """Put each list of deliveries on its own route of the demo fleet, in list order."""
+    area = session.exec(select(ServiceArea).where(ServiceArea.code == "demo")).one()
+    day = routes[0][0].date
+    run = PlanRun(area_id=area.id, date=day, trigger="test", time_limit_seconds=1)
+    session.add(run)
+    session.flush()
+    shifts = session.exec(select(Shift, Vehicle).join(Vehicle).order_by(Shift.id)).all()
+    written = []
+    for (shift, vehicle), deliveries in zip(shifts, routes, strict=False):
+        departure = deliveries[0].window_start
+        route = Route(plan_run_id=run.id, area_id=area.id, date=day, vehicle_id=vehicle.id,
+                      shift_id=shift.id, departure_at=departure,
+                      return_at=departure + timedelta(hours=4), distance_m=30_000,
+                      cost_minor=cost_minor, stop_count=len(deliveries))  # fmt: skip
+        session.add(route)
+        session.flush()
+        for number, delivery in enumerate(deliveries, start=1):
+            session.add(Stop(route_id=route.id, delivery_id=delivery.id,
+                             tenant_id=delivery.tenant_id, sequence=number,
+                             eta=departure + timedelta(minutes=10 * number)))  # fmt: skip
+            delivery.status = DeliveryStatus.PLANNED
+            delivery.route_id = route.id
+            delivery.stop_number = number
+            session.add(delivery)
+            km = Usage(id=f"{delivery.id}:route_km", tenant_id=delivery.tenant_id,
+                       meter="route_km", quantity=Decimal(3), at=departure)  # fmt: skip
+            record_usage(session, [km])
+        written.append(route)
+    session.flush()
+    return written
+
+
+def demo(session: Session, now) -> tuple[str, str]:
+    merchants = seed_demo(session, now.date())["merchants"]
+    return merchants[0]["tenant_id"], merchants[1]["tenant_id"]
