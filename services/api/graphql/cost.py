@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from graphql import (
@@ -338,14 +338,16 @@ def _error(message: str, code: str, node: Any = None) -> GraphQLError:
 
 
 class DepthLimit(ValidationRule):
-    """Refuses operations nested deeper than `graphql_max_depth` fields.
+    """Refuses operations nested deeper than `limit` fields.
 
     Introspection (`__schema`, `__type`) is exempt: its nesting is fixed by the type
     system, it is answered from memory, and GraphiQL's own query goes 13 deep.
     """
 
+    limit: int
+
     def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-        limit = get_settings().graphql_max_depth
+        limit = self.limit
         depth = self._depth(node.selection_set, {})
         if depth > limit:
             name = f"`{node.name.value}`" if node.name else "The operation"
@@ -385,11 +387,13 @@ class DepthLimit(ValidationRule):
 
 
 class AliasLimit(ValidationRule):
-    """Refuses documents with more than `graphql_max_aliases` aliases.
+    """Refuses documents with more than `limit` aliases.
 
     Aliases let one document ask for the same field many times over; the cost counts
     each of them, and this stops a document from being mostly repetitions.
     """
+
+    limit: int
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
@@ -400,7 +404,7 @@ class AliasLimit(ValidationRule):
             self.aliases += 1
 
     def leave_document(self, node: DocumentNode, *_: Any) -> None:
-        limit = get_settings().graphql_max_aliases
+        limit = self.limit
         if self.aliases > limit:
             self.report_error(
                 _error(
@@ -408,6 +412,16 @@ class AliasLimit(ValidationRule):
                     "MAX_ALIASES_EXCEEDED",
                 )
             )
+
+
+@cache
+def limit_rules(max_depth: int, max_aliases: int) -> tuple[type[ValidationRule], ...]:
+    """The limit rules for these limits, one class per value: validation results are
+    cached per (document, rules), so a different limit must be a different rule."""
+    return (
+        type(f"DepthLimit{max_depth}", (DepthLimit,), {"limit": max_depth}),
+        type(f"AliasLimit{max_aliases}", (AliasLimit,), {"limit": max_aliases}),
+    )
 
 
 class QueryLimits(SchemaExtension):
@@ -420,7 +434,11 @@ class QueryLimits(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
         context.parse_options["max_tokens"] = get_settings().graphql_max_tokens
-        context.validation_rules = (*context.validation_rules, DepthLimit, AliasLimit)
+        settings = get_settings()
+        context.validation_rules = (
+            *context.validation_rules,
+            *limit_rules(settings.graphql_max_depth, settings.graphql_max_aliases),
+        )
         yield
 
     def on_parse(self) -> Iterator[None]:

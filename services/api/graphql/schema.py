@@ -8,7 +8,7 @@ import strawberry
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 from strawberry.types.unset import UNSET, UnsetType
@@ -51,7 +51,13 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     subscription=DeliverySubscriptions,
-    extensions=[RequestTransaction, QueryLimits, QueryCost],
+    # Integrations send the same few documents over and over: validate each once.
+    extensions=[
+        ValidationCache(maxsize=512),
+        RequestTransaction,
+        QueryLimits,
+        QueryCost,
+    ],
 )
 
 
