@@ -12,6 +12,8 @@ reconciliation, which checks every delivery against it:
 | DELIVERED             | delivered         | `<delivery_id>:delivered`           | 1         |
 | FAILED, attempt n>=1  | failed_attempts   | `<delivery_id>:failed:<n>`          | 1         |
 | CANCELLED             | cancellations     | `<delivery_id>:cancelled`           | 1         |
+| CANCELLED once PLANNED| late_cancellations| `<delivery_id>:cancelled_late`      | 1         |
+| booked on a quote     | quoted_amount     | `<delivery_id>:quoted` (instead of `:booked` and `:parcel_kg`) | price |
 | route cost allocated  | route_cost        | `<route_id>:<tenant_id>:route_cost` | the share |
 
 Services that change a delivery's status call `usage_for_status_change` and record
@@ -51,6 +53,8 @@ CATALOGUE: Mapping[str, Meter] = {
         Meter("delivered", Aggregation.COUNT, "delivery", "Deliveries completed"),
         Meter("failed_attempts", Aggregation.COUNT, "attempt", "Failed delivery attempts"),
         Meter("cancellations", Aggregation.COUNT, "delivery", "Deliveries cancelled"),
+        Meter("late_cancellations", Aggregation.COUNT, "delivery", "Cancelled once planned"),
+        Meter("quoted_amount", Aggregation.SUM, "currency", "Bookings made on a quote, at its price"),
         Meter("api_requests", Aggregation.SUM, "request", "API requests"),
         Meter("route_km", Aggregation.SUM, "km", "Share of planned route distance"),
         Meter("route_cost", Aggregation.SUM, "currency", "Allocated share of route cost"),

@@ -31,6 +31,8 @@ DEFAULT_PLAN: dict[str, Any] = {
             ],
         },
         {"meter": "failed_attempts", "model": "per_unit", "unit_price": "1.00", "free_units": "10"},
+        # Cancelling is free until the delivery is on a van's route.
+        {"meter": "late_cancellations", "model": "per_unit", "unit_price": "1.50"},
         {
             "meter": "parcel_kg",
             "model": "volume",
@@ -52,6 +54,8 @@ DEFAULT_PLAN: dict[str, Any] = {
             "aggregation": "unique_count",
             "unit_price": "0.01",
         },
+        # Bookings made on a quote are billed exactly the quoted price.
+        {"meter": "quoted_amount", "model": "per_unit", "unit_price": "1"},
     ],
 }
 

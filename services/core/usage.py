@@ -34,6 +34,8 @@ METERS = frozenset(
         "delivered",  # one per delivery completed
         "failed_attempts",  # one per failed delivery attempt
         "cancellations",  # one per delivery cancelled
+        "late_cancellations",  # one per delivery cancelled once planned
+        "quoted_amount",  # a booking made on a quote: its quoted price, in currency units
         "api_requests",
         "route_km",  # the merchant's share of planned route distance
         "route_cost",  # the merchant's allocated share of route cost, in currency units

@@ -105,7 +105,9 @@ def test_cancelling_a_booked_delivery_is_free(client, merchant):
         graphql(client, merchant, CANCEL, {"input": {"id": delivery["id"]}}), "cancelDelivery"
     )
     assert payload["delivery"]["status"] == "CANCELLED"
-    assert not any(event_id.endswith(":cancelled") for event_id in _usage(delivery["id"]))
+    usage = _usage(delivery["id"])
+    assert f"{delivery['id']}:cancelled" in usage
+    assert f"{delivery['id']}:cancelled_late" not in usage
 
 
 def test_cancelling_a_planned_delivery_takes_it_off_its_route_and_is_charged(client, merchant):
@@ -121,7 +123,7 @@ def test_cancelling_a_planned_delivery_takes_it_off_its_route_and_is_charged(cli
     assert payload["delivery"]["route"] is None
     with transaction() as session:
         assert session.exec(select(Stop).where(Stop.delivery_id == delivery["id"])).first() is None
-    assert f"{delivery['id']}:cancelled" in _usage(delivery["id"])
+    assert f"{delivery['id']}:cancelled_late" in _usage(delivery["id"])
 
 
 def delivery_date(client, access_token, delivery_id: str) -> str:
@@ -179,6 +181,7 @@ def test_the_driver_flow_with_proof_and_locations(client, merchant, operator):
             )
         ).one()
     assert proof == {"signature_name": "J. Doe", "photo_reference": None, "pin": "4821"}
+    assert f"{delivery['id']}:delivered" in _usage(delivery["id"])
 
 
 def test_failed_attempts_are_retried_then_returned(client, merchant, operator):

@@ -9,9 +9,11 @@ Every change locks the delivery row, writes a tracking event, the usage it is bi
 by and an outbox event, all in the caller's transaction. A change that is not allowed
 from the current status is a userError (INVALID_TRANSITION) and writes nothing.
 
-Charge policy: the booking itself is billed when booked. Cancelling while BOOKED costs
-nothing more; cancelling once PLANNED (a van's route already counts on it) records one
-`cancellations` usage event; each failed attempt records one `failed_attempts` event.
+Usage follows billing's table (services/billing/metering.py): DELIVERED, FAILED (per
+attempt) and CANCELLED each record their event. Charge policy per status: the booking
+itself is billed when booked; a cancellation while BOOKED costs nothing more, while one
+once PLANNED (a van's route already counts on it) also records `late_cancellations`,
+which plans price.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlmodel import Session, select
 
 from services.api.deliveries import service
 from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
+from services.billing.metering import usage_for_status_change
 from services.core import areas
 from services.core.models import (
     Delivery,
@@ -100,7 +103,16 @@ def cancel(session: Session, delivery: Delivery, now: datetime, reason: str | No
     was = _require(delivery, S.CANCELLED)
     _leave_route(session, delivery)
     if was == S.PLANNED and not delivery.sandbox:
-        _usage(session, delivery, f"{delivery.id}:cancelled", "cancellations", now)
+        area = session.get(ServiceArea, delivery.area_id)
+        late = Usage(
+            id=f"{delivery.id}:cancelled_late",
+            tenant_id=delivery.tenant_id,
+            meter="late_cancellations",
+            quantity=Decimal(1),
+            at=now,
+            area_code=area.code if area else None,
+        )
+        record_usage(session, [late])
     return _move(session, delivery, S.CANCELLED, now, reason=reason, detail=f"from {was}")
 
 
@@ -187,10 +199,6 @@ def fail(
 ) -> Delivery:
     """Record a failed attempt; re-attempt the next delivery day unless attempts are used up."""
     _require(delivery, S.FAILED)
-    if not delivery.sandbox:
-        _usage(
-            session, delivery, f"{delivery.id}:failed:{delivery.attempt}", "failed_attempts", now
-        )
     _move(session, delivery, S.FAILED, now, location=at, reason=reason, detail=note)
     if delivery.attempt >= MAX_ATTEMPTS:
         return delivery  # goes back to the depot: RETURNED when it arrives
@@ -286,6 +294,8 @@ def _move(
     delivery.status = status
     delivery.updated_at = now
     session.add(delivery)
+    if not delivery.sandbox:
+        record_usage(session, usage_for_status_change(delivery, status, now, delivery.attempt))
     session.add(
         DeliveryEvent(
             tenant_id=delivery.tenant_id,
@@ -316,20 +326,3 @@ def _payload(delivery: Delivery) -> dict[str, Any]:
         "attempt": delivery.attempt,
         "eta": delivery.eta.isoformat() if delivery.eta else None,
     }
-
-
-def _usage(session: Session, delivery: Delivery, event_id: str, meter: str, now: datetime) -> None:
-    area = session.get(ServiceArea, delivery.area_id)
-    record_usage(
-        session,
-        [
-            Usage(
-                id=event_id,
-                tenant_id=delivery.tenant_id,
-                meter=meter,
-                quantity=Decimal(1),
-                at=now,
-                area_code=area.code if area else None,
-            )
-        ],
-    )

@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from services.api import idempotency
 from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
+from services.billing.money import currency_for, from_minor
 from services.core import areas
-from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, ServiceArea
+from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, Quote, ServiceArea
 from services.core.outbox import emit
 from services.core.usage import Usage, record_usage
 
@@ -69,6 +70,7 @@ class BookingRequest:
     date: date | None = None
     time_window: tuple[datetime, datetime] | None = None
     idempotency_key: str | None = None
+    quote_id: str | None = None
 
     def fingerprint(self) -> str:
         """A hash of everything but the idempotency key, to tell a replay from a conflict."""
@@ -90,6 +92,19 @@ def book(
     if key is not None and (earlier := idempotency.replay(session, tenant_id, key, _OP, digest)):
         return _replayed(session, earlier)
     area, day, (window_start, window_end) = _validate(session, request, now)
+    quote = None
+    if request.quote_id is not None:
+        quote = _check_quote(
+            session,
+            tenant_id,
+            request.quote_id,
+            area,
+            day,
+            request.dropoff,
+            request.parcel.weight_grams,
+            request.time_window,
+            now,
+        )
     delivery = Delivery(
         tenant_id=tenant_id,
         reference=request.reference,
@@ -126,8 +141,11 @@ def book(
             tenant_id=tenant_id, delivery_id=delivery.id, status=DeliveryStatus.BOOKED, at=now
         )
     )
+    if quote is not None:
+        quote.delivery_id = delivery.id
+        session.add(quote)
     if not sandbox:
-        record_usage(session, _booking_usage(delivery, area))
+        record_usage(session, _booking_usage(delivery, area, quote))
     emit(
         session,
         "delivery.booked",
@@ -137,13 +155,62 @@ def book(
     return delivery
 
 
+def _check_quote(
+    session: Session,
+    tenant_id: str,
+    quote_id: str,
+    area: ServiceArea,
+    day: date,
+    dropoff: Dropoff,
+    weight_grams: int,
+    window: tuple[datetime, datetime] | None,
+    now: datetime,
+) -> Quote:
+    """The quote a booking may use, locked; UserErrors when it does not fit the booking."""
+    quote = session.exec(
+        select(Quote).where(Quote.id == quote_id, Quote.tenant_id == tenant_id).with_for_update()
+    ).first()
+    if quote is None:
+        raise _quote_error(("quoteId",), f"No quote {quote_id!r}.", UserErrorCode.NOT_FOUND)
+    if quote.delivery_id is not None:
+        raise _quote_error(
+            ("quoteId",), "This quote was already used.", UserErrorCode.QUOTE_EXPIRED
+        )
+    if quote.expires_at <= now:
+        raise _quote_error(("quoteId",), "This quote has expired.", UserErrorCode.QUOTE_EXPIRED)
+    same = (
+        quote.area_id == area.id
+        and quote.date == day
+        and quote.dropoff_lat == dropoff.lat
+        and quote.dropoff_lng == dropoff.lng
+        and quote.weight_grams == weight_grams
+    )
+    if not same:
+        raise _quote_error(
+            ("quoteId",),
+            "The booking's area, day, drop-off or weight differs from the quote's.",
+            UserErrorCode.QUOTE_MISMATCH,
+        )
+    offered = [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in quote.windows]
+    if window is not None and window not in offered:
+        raise _quote_error(
+            ("timeWindow",), "Choose one of the quote's time windows.", UserErrorCode.QUOTE_MISMATCH
+        )
+    return quote
+
+
+def _quote_error(field: tuple[str, ...], message: str, code: UserErrorCode) -> UserErrors:
+    return UserErrors([UserError(field, message, code)])
+
+
 def _replayed(session: Session, earlier: dict[str, str]) -> Delivery:
     delivery = session.get(Delivery, earlier["delivery_id"])
     assert delivery is not None  # deliveries are never deleted
     return delivery
 
 
-def _booking_usage(delivery: Delivery, area: ServiceArea) -> list[Usage]:
+def _booking_usage(delivery: Delivery, area: ServiceArea, quote: Quote | None) -> list[Usage]:
+    """Metered as the plan prices bookings, or at exactly the quoted price."""
     recipient = delivery.recipient_phone or delivery.recipient_email or delivery.recipient_name
     recipient_key = hashlib.sha256(recipient.strip().lower().encode()).hexdigest()[:32]
 
@@ -158,10 +225,14 @@ def _booking_usage(delivery: Delivery, area: ServiceArea) -> list[Usage]:
             area_code=area.code,
         )
 
+    reached = usage("recipient", "active_recipients", Decimal(1), key=recipient_key)
+    if quote is not None:
+        price = from_minor(quote.price_minor, currency_for(quote.currency))
+        return [usage("quoted", "quoted_amount", price), reached]
     return [
         usage("booked", "deliveries", Decimal(1)),
         usage("parcel_kg", "parcel_kg", Decimal(delivery.weight_grams) / 1000),
-        usage("recipient", "active_recipients", Decimal(1), key=recipient_key),
+        reached,
     ]
 
 
@@ -179,43 +250,76 @@ def _validate(
     elif len(request.reference) > 128:
         reject(("reference",), "Reference is longer than 128 characters.", UserErrorCode.TOO_LONG)
     _validate_contact(request.recipient, reject)
-    _validate_parcel(request.parcel, reject)
+    area = _validate_place(session, request.service_area, request.dropoff, request.parcel, reject)
+    if area is None:
+        raise UserErrors(errors)
+    day, window = _validate_schedule(area, request.date, request.time_window, now, reject)
+    if errors:
+        raise UserErrors(errors)
+    return area, day, window
 
-    dropoff = request.dropoff
+
+def validate_shipment(
+    session: Session,
+    area_code: str,
+    dropoff: Dropoff,
+    parcel: Parcel,
+    day: date | None,
+    now: datetime,
+) -> tuple[ServiceArea, date]:
+    """The area and day of a parcel to a drop-off (for quotes), or UserErrors."""
+    errors: list[UserError] = []
+
+    def reject(field: tuple[str, ...], message: str, code: UserErrorCode) -> None:
+        errors.append(UserError(field, message, code))
+
+    area = _validate_place(session, area_code, dropoff, parcel, reject)
+    if area is None:
+        raise UserErrors(errors)
+    resolved, _ = _validate_schedule(area, day, None, now, reject)
+    if errors:
+        raise UserErrors(errors)
+    return area, resolved
+
+
+def _validate_place(
+    session: Session, area_code: str, dropoff: Dropoff, parcel: Parcel, reject: Reject
+) -> ServiceArea | None:
+    """The parcel, the drop-off and its area; None when the area does not exist."""
+    _validate_parcel(parcel, reject)
     if not (-90 <= dropoff.lat <= 90 and -180 <= dropoff.lng <= 180):
         reject(("dropoff",), "Coordinates are not on Earth.", UserErrorCode.INVALID)
         dropoff = Dropoff(lat=0.0, lng=0.0)
-
-    area = areas.get_area(session, request.service_area)
+    area = areas.get_area(session, area_code)
     if area is None:
         reject(
             ("serviceArea",),
-            f"No service area has the code {request.service_area!r}.",
+            f"No service area has the code {area_code!r}.",
             UserErrorCode.SERVICE_AREA_NOT_FOUND,
         )
-        raise UserErrors(errors)
+        return None
     if not areas.contains(area, dropoff.lat, dropoff.lng):
         reject(
             ("dropoff",),
             f"The drop-off is outside service area {area.code!r}.",
             UserErrorCode.OUTSIDE_SERVICE_AREA,
         )
-
-    day, window = _validate_schedule(area, request, now, reject)
-    if errors:
-        raise UserErrors(errors)
-    return area, day, window
+    return area
 
 
 def _validate_schedule(
-    area: ServiceArea, request: BookingRequest, now: datetime, reject: Reject
+    area: ServiceArea,
+    requested_day: date | None,
+    time_window: tuple[datetime, datetime] | None,
+    now: datetime,
+    reject: Reject,
 ) -> tuple[date, tuple[datetime, datetime]]:
     """Resolve the delivery day and window, defaulting to the whole delivery day tomorrow."""
     today = areas.local_day_of(area, now)
-    if request.date is not None:
-        day = request.date
-    elif request.time_window is not None:
-        day = areas.local_day_of(area, request.time_window[0])
+    if requested_day is not None:
+        day = requested_day
+    elif time_window is not None:
+        day = areas.local_day_of(area, time_window[0])
     else:
         day = areas.next_delivery_date(area, now)
     last = today + timedelta(days=BOOKING_HORIZON_DAYS)
@@ -226,9 +330,9 @@ def _validate_schedule(
             UserErrorCode.DATE_NOT_BOOKABLE,
         )
     opens, closes = areas.delivery_day(area, day)
-    if request.time_window is None:
+    if time_window is None:
         return day, (opens, closes)
-    start, end = request.time_window
+    start, end = time_window
     if start.tzinfo is None or end.tzinfo is None:
         reject(("timeWindow",), "Times must carry a UTC offset.", UserErrorCode.INVALID_TIME_WINDOW)
         return day, (opens, closes)
@@ -256,7 +360,11 @@ def validate_schedule(
     """The day and UTC window a request asks for, or UserErrors saying why it cannot have them."""
     errors: list[UserError] = []
     day, (start, end) = _validate_schedule(
-        area, request, now, lambda *error: errors.append(UserError(*error))
+        area,
+        request.date,
+        request.time_window,
+        now,
+        lambda *error: errors.append(UserError(*error)),
     )
     if errors:
         raise UserErrors(errors)

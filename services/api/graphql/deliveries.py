@@ -222,6 +222,11 @@ class BookDeliveryInput:
     time_window: TimeWindowInput | None = strawberry.field(
         default=None, description="Absent: any time in the area's delivery hours that day."
     )
+    quote_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="A quote from createQuote: the booking is billed its price. The area, "
+        "day, drop-off and weight must match it, and the window be one it offered.",
+    )
 
     def to_request(self) -> service.BookingRequest:
         """The booking in the service's terms (the API's input types stay in this layer)."""
@@ -250,6 +255,7 @@ class BookDeliveryInput:
                 (self.time_window.start, self.time_window.end) if self.time_window else None
             ),
             idempotency_key=self.idempotency_key,
+            quote_id=str(self.quote_id) if self.quote_id is not None else None,
         )
 
 

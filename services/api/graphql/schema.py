@@ -20,6 +20,7 @@ from services.api.graphql.cost import QueryLimits
 from services.api.graphql.deliveries import DeliveryMutations, DeliveryQueries
 from services.api.graphql.lifecycle import LifecycleMutations
 from services.api.graphql.planning import PlanningMutations, PlanningQueries
+from services.api.graphql.quotes import QuoteMutations
 from services.api.graphql.subscriptions import DeliverySubscriptions
 from services.api.graphql.throttle import QueryCost
 from services.api.graphql.webhooks import WebhookMutations, WebhookQueries
@@ -44,7 +45,8 @@ class RequestTransaction(SchemaExtension):
 
 Query = merge_types("Query", (DeliveryQueries, BillingQueries, WebhookQueries, PlanningQueries))
 Mutation = merge_types(
-    "Mutation", (DeliveryMutations, LifecycleMutations, WebhookMutations, PlanningMutations)
+    "Mutation",
+    (DeliveryMutations, LifecycleMutations, WebhookMutations, PlanningMutations, QuoteMutations),
 )
 
 schema = strawberry.Schema(

@@ -25,6 +25,7 @@ from services.core.models.deliveries import Delivery, DeliveryEvent, DeliverySta
 from services.core.models.idempotency import IdempotencyRecord
 from services.core.models.outbox import OutboxEvent
 from services.core.models.planning import PlanRun, PlanRunStatus, Route, Stop
+from services.core.models.quotes import Quote
 from services.core.models.tenancy import OAuthClient, Tenant
 from services.core.models.webhooks import (
     WebhookAttempt,
@@ -49,6 +50,7 @@ __all__ = [
     "PlanRun",
     "PlanRunStatus",
     "PricePlan",
+    "Quote",
     "ReconciliationFinding",
     "ReconciliationRun",
     "Route",
