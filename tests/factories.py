@@ -47,6 +47,28 @@ mutation BookMany($inputs: [BookDeliveryInput!]!) {
 }"""
 
 
+MERCHANT_SCOPES = "deliveries:read deliveries:write billing:read"
+
+
+def merchant_access_token(
+    demo: dict[str, Any], index: int = 0, scope: str = MERCHANT_SCOPES, sandbox: bool = False
+) -> str:
+    """A token for one of the seeded merchants, signed as /oauth/token would sign it."""
+    from services.api.oauth.tokens import issue_access_token
+
+    merchant = demo["merchants"][index]
+    client_id = merchant["sandbox_client_id"] if sandbox else merchant["client_id"]
+    return issue_access_token(
+        client_id=client_id, tenant_id=merchant["tenant_id"], scope=scope, sandbox=sandbox
+    )[0]
+
+
+def operator_access_token() -> str:
+    from services.api.oauth.tokens import issue_access_token
+
+    return issue_access_token(client_id="lm_demo_operator", tenant_id=None, scope="operator")[0]
+
+
 def token(client: TestClient, client_id: str, secret: str, scope: str | None = None) -> str:
     data = {"grant_type": "client_credentials"}
     if scope:

@@ -15,7 +15,8 @@ def test_the_sdl_is_served(client):
     response = client.get("/graphql/schema.graphql")
     assert response.status_code == 200
     assert "input BookDeliveryInput" in response.text
-    assert "bookDeliveries(inputs: [BookDeliveryInput!]!)" in response.text
+    assert "bookDeliveries(" in response.text
+    assert "inputs: [BookDeliveryInput!]!" in response.text
 
 
 def test_graphiql_loads_every_asset_from_the_api_itself(client):

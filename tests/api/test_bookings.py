@@ -10,27 +10,17 @@ from sqlmodel import select
 
 from services.api.deliveries import service
 from services.api.deliveries.errors import UserErrors
-from services.api.oauth.tokens import issue_access_token
-from services.api.seed import seed_demo
 from services.core.db import transaction, utcnow
 from services.core.models import Delivery, DeliveryEvent, OutboxEvent, UsageEvent
-from tests.factories import BOOK, BOOK_MANY, DELIVERIES, booking_input, graphql
-
-
-@pytest.fixture
-def demo(db):
-    with transaction() as session:
-        return seed_demo(session, utcnow().date())
-
-
-def _merchant_token(demo, index: int = 0, scope: str | None = None) -> str:
-    merchant = demo["merchants"][index]
-    access_token, _ = issue_access_token(
-        client_id=merchant["client_id"],
-        tenant_id=merchant["tenant_id"],
-        scope=scope or "deliveries:read deliveries:write billing:read",
-    )
-    return access_token
+from tests.factories import (
+    BOOK,
+    BOOK_MANY,
+    DELIVERIES,
+    booking_input,
+    graphql,
+    merchant_access_token,
+    operator_access_token,
+)
 
 
 def _count(model) -> int:
@@ -39,7 +29,7 @@ def _count(model) -> int:
 
 
 def test_a_booking_writes_delivery_event_usage_and_outbox_together(client, demo):
-    body = graphql(client, _merchant_token(demo), BOOK, {"input": booking_input("o-1")})
+    body = graphql(client, merchant_access_token(demo), BOOK, {"input": booking_input("o-1")})
     delivery_id = body["data"]["bookDelivery"]["delivery"]["id"]
     with transaction() as session:
         assert session.get(Delivery, delivery_id).reference == "o-1"
@@ -59,9 +49,9 @@ def test_every_validation_problem_is_reported_at_once(client, demo):
         recipient={"name": " ", "email": "not-an-email", "phone": "call me"},
         parcel={"weightGrams": 0, "lengthCm": 400},
     )
-    errors = graphql(client, _merchant_token(demo), BOOK, {"input": bad})["data"]["bookDelivery"][
-        "userErrors"
-    ]
+    errors = graphql(client, merchant_access_token(demo), BOOK, {"input": bad})["data"][
+        "bookDelivery"
+    ]["userErrors"]
     assert {(tuple(e["field"]), e["code"]) for e in errors} == {
         (("recipient", "name"), "REQUIRED"),
         (("recipient", "email"), "INVALID"),
@@ -119,10 +109,16 @@ def test_a_conflicting_replay_raises_and_writes_nothing(demo):
 
 def test_keys_are_per_tenant(client, demo):
     first = graphql(
-        client, _merchant_token(demo, 0), BOOK, {"input": booking_input("a", idempotencyKey="k")}
+        client,
+        merchant_access_token(demo, 0),
+        BOOK,
+        {"input": booking_input("a", idempotencyKey="k")},
     )
     second = graphql(
-        client, _merchant_token(demo, 1), BOOK, {"input": booking_input("a", idempotencyKey="k")}
+        client,
+        merchant_access_token(demo, 1),
+        BOOK,
+        {"input": booking_input("a", idempotencyKey="k")},
     )
     assert (
         first["data"]["bookDelivery"]["delivery"]["id"]
@@ -131,7 +127,7 @@ def test_keys_are_per_tenant(client, demo):
 
 
 def test_deliveries_paginate_with_opaque_cursors(client, demo):
-    access_token = _merchant_token(demo)
+    access_token = merchant_access_token(demo)
     inputs = [booking_input(f"p-{i}") for i in range(7)]
     graphql(client, access_token, BOOK_MANY, {"inputs": inputs})
     seen: list[str] = []
@@ -152,7 +148,7 @@ def test_deliveries_paginate_with_opaque_cursors(client, demo):
     [({"first": 101}, "between 0 and 100"), ({"after": "garbage!"}, "Invalid cursor")],
 )
 def test_bad_pagination_arguments_are_errors(client, demo, variables, message):
-    body = graphql(client, _merchant_token(demo), DELIVERIES, variables)
+    body = graphql(client, merchant_access_token(demo), DELIVERIES, variables)
     assert body["data"] is None
     assert message in body["errors"][0]["message"]
 
@@ -163,7 +159,7 @@ def test_bulk_booking_returns_results_in_order_and_keeps_the_valid_ones(client, 
         booking_input("bad", parcel={"weightGrams": -5}),
         booking_input("ok-2"),
     ]
-    body = graphql(client, _merchant_token(demo), BOOK_MANY, {"inputs": inputs})
+    body = graphql(client, merchant_access_token(demo), BOOK_MANY, {"inputs": inputs})
     results = body["data"]["bookDeliveries"]["results"]
     assert [r["delivery"] and r["delivery"]["reference"] for r in results] == ["ok-1", None, "ok-2"]
     assert results[1]["userErrors"][0]["field"] == ["inputs", "1", "parcel", "weightGrams"]
@@ -172,22 +168,20 @@ def test_bulk_booking_returns_results_in_order_and_keeps_the_valid_ones(client, 
 
 def test_bulk_booking_is_capped(client, demo):
     inputs = [booking_input(f"x-{i}") for i in range(251)]
-    body = graphql(client, _merchant_token(demo), BOOK_MANY, {"inputs": inputs})
+    body = graphql(client, merchant_access_token(demo), BOOK_MANY, {"inputs": inputs})
     assert body["data"]["bookDeliveries"]["userErrors"][0]["code"] == "TOO_MANY_INPUTS"
     assert _count(Delivery) == 0
 
 
 def test_a_read_only_token_cannot_book(client, demo):
-    access_token = _merchant_token(demo, scope="deliveries:read")
+    access_token = merchant_access_token(demo, scope="deliveries:read")
     body = graphql(client, access_token, BOOK, {"input": booking_input("o")})
     assert body["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
     assert _count(Delivery) == 0
 
 
 def test_the_operator_token_sees_no_merchant_data(client, demo):
-    access_token, _ = issue_access_token(
-        client_id="lm_demo_operator", tenant_id=None, scope="operator"
-    )
+    access_token = operator_access_token()
     body = graphql(client, access_token, DELIVERIES)
     assert body["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
 

@@ -11,8 +11,6 @@ from services.api.graphql.cost import OperationCost
 from services.api.graphql.schema import schema
 from services.api.graphql.throttle import LocalBucket
 from services.api.oauth.tokens import issue_access_token
-from services.api.seed import seed_demo
-from services.core.db import transaction, utcnow
 from tests.factories import (
     BOOK,
     BOOK_MANY,
@@ -141,23 +139,6 @@ class FrozenClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def demo(db):
-    with transaction() as session:
-        return seed_demo(session, utcnow().date())
-
-
-@pytest.fixture
-def merchant_token(demo) -> str:
-    merchant = demo["merchants"][0]
-    access_token, _ = issue_access_token(
-        client_id=merchant["client_id"],
-        tenant_id=merchant["tenant_id"],
-        scope="deliveries:read deliveries:write billing:read",
-    )
-    return access_token
 
 
 @pytest.fixture

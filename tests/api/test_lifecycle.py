@@ -7,14 +7,18 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import select
 
-from services.api.oauth.tokens import issue_access_token
-from services.api.seed import seed_demo
-from services.core.db import transaction, utcnow
+from services.core.db import transaction
 from services.core.models import Delivery, DeliveryEvent, Stop, UsageEvent
 from services.planner import runs
-from tests.factories import BOOK, DELIVERY, booking_input, graphql
+from tests.factories import (
+    BOOK,
+    DELIVERY,
+    booking_input,
+    graphql,
+    merchant_access_token,
+    operator_access_token,
+)
 
-MERCHANT_SCOPES = "deliveries:read deliveries:write billing:read"
 PAYLOAD = (
     "delivery { id status attempt date route { id stopNumber } } userErrors { field code message }"
 )
@@ -35,41 +39,23 @@ SIMULATE = _mutation("simulateDelivery", "SimulateDeliveryInput")
 
 
 @pytest.fixture
-def demo(db):
-    with transaction() as session:
-        return seed_demo(session, utcnow().date())
-
-
-@pytest.fixture
 def merchant(demo):
-    m = demo["merchants"][0]
-    return issue_access_token(
-        client_id=m["client_id"], tenant_id=m["tenant_id"], scope=MERCHANT_SCOPES
-    )[0]
+    return merchant_access_token(demo)
 
 
 @pytest.fixture
 def other_merchant(demo):
-    m = demo["merchants"][1]
-    return issue_access_token(
-        client_id=m["client_id"], tenant_id=m["tenant_id"], scope=MERCHANT_SCOPES
-    )[0]
+    return merchant_access_token(demo, 1)
 
 
 @pytest.fixture
 def sandbox(demo):
-    m = demo["merchants"][0]
-    return issue_access_token(
-        client_id=m["sandbox_client_id"],
-        tenant_id=m["tenant_id"],
-        scope=MERCHANT_SCOPES,
-        sandbox=True,
-    )[0]
+    return merchant_access_token(demo, sandbox=True)
 
 
 @pytest.fixture
 def operator(demo):
-    return issue_access_token(client_id="lm_demo_operator", tenant_id=None, scope="operator")[0]
+    return operator_access_token()
 
 
 def _book(client, access_token, reference="o-1", **overrides) -> dict:

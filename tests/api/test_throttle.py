@@ -23,8 +23,7 @@ from services.api.graphql.throttle import (
     new_bucket,
 )
 from services.api.oauth.tokens import AccessToken, issue_access_token
-from services.api.seed import seed_demo
-from services.core.db import transaction, utcnow
+from services.core.db import transaction
 from services.core.models import Delivery, OutboxEvent
 from services.core.settings import Settings, get_settings
 from tests.factories import BOOK, DELIVERIES, booking_input, graphql
@@ -158,23 +157,6 @@ def _take_concurrently(take, amount: float, threads: int) -> int:
 
 
 # Over HTTP: throttling refuses before anything runs; limits refuse before execution.
-
-
-@pytest.fixture
-def demo(db):
-    with transaction() as session:
-        return seed_demo(session, utcnow().date())
-
-
-@pytest.fixture
-def merchant_token(demo) -> str:
-    merchant = demo["merchants"][0]
-    access_token, _ = issue_access_token(
-        client_id=merchant["client_id"],
-        tenant_id=merchant["tenant_id"],
-        scope="deliveries:read deliveries:write billing:read",
-    )
-    return access_token
 
 
 def _count(model) -> int:

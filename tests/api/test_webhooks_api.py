@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.api.oauth.tokens import issue_access_token
-from services.api.seed import seed_demo
 from services.api.webhooks import delivery, tasks
 from services.api.webhooks.signing import verify
-from services.core.db import transaction, utcnow
 from tests.api.test_webhooks_delivery import Receiver
 from tests.factories import BOOK, booking_input, graphql
 
@@ -77,12 +75,6 @@ def target():
     receiver = Receiver()
     yield receiver
     receiver.close()
-
-
-@pytest.fixture
-def demo(db):
-    with transaction() as session:
-        return seed_demo(session, utcnow().date())
 
 
 def _token(demo, index: int = 0, scope: str = "deliveries:read deliveries:write") -> str:
