@@ -19,7 +19,12 @@ def make_celery() -> Celery:
     app = Celery(
         "lastmile",
         broker=settings.resolved_broker_url(),
-        include=["services.planner.tasks", "services.api.webhooks.tasks", "services.billing.tasks"],
+        include=[
+            "services.planner.tasks",
+            "services.api.webhooks.tasks",
+            "services.api.tasks",
+            "services.billing.tasks",
+        ],
     )
     app.conf.update(
         task_acks_late=True,
@@ -27,13 +32,22 @@ def make_celery() -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         task_default_queue="planner",
-        task_routes={f"{queue}.*": {"queue": queue} for queue in QUEUES},
+        # Each service's tasks on its own queue; the API's few housekeeping jobs ride
+        # with its webhooks.
+        task_routes={
+            **{f"{queue}.*": {"queue": queue} for queue in QUEUES},
+            "api.*": {"queue": "webhooks"},
+        },
         broker_connection_retry_on_startup=True,
         timezone="UTC",
         beat_schedule={
             "planner-waves": {"task": "planner.run_due_waves", "schedule": 60.0},
             "billing-close-period": {"task": "billing.close_due_period", "schedule": 3600.0},
             "billing-reconcile": {"task": "billing.reconcile", "schedule": 86400.0},
+            "api-purge-idempotency-keys": {
+                "task": "api.purge_idempotency_keys",
+                "schedule": 3600.0,
+            },
             # Webhooks: the outbox sweep and the retry sweep; a stale tick is worthless.
             "webhooks-dispatch-outbox": {
                 "task": "webhooks.dispatch_outbox",

@@ -194,3 +194,21 @@ def test_requests_without_a_valid_token_are_refused(client, demo, header):
     )
     assert response.status_code == 401
     assert "Bearer" in response.headers["www-authenticate"]
+
+
+def test_idempotency_keys_are_kept_a_week_then_forgotten(client, demo):
+    from datetime import timedelta
+
+    from services.api import idempotency
+    from services.api.tasks import purge_idempotency_keys
+    from services.core.models import IdempotencyRecord
+
+    token = merchant_access_token(demo)
+    graphql(client, token, BOOK, {"input": booking_input("kept", idempotencyKey="kept")})
+    graphql(client, token, BOOK, {"input": booking_input("old", idempotencyKey="old")})
+    with transaction() as session:
+        old = session.exec(select(IdempotencyRecord).where(IdempotencyRecord.key == "old")).one()
+        old.created_at = utcnow() - idempotency.RETENTION - timedelta(minutes=1)
+    assert purge_idempotency_keys() == 1
+    with transaction() as session:
+        assert session.exec(select(IdempotencyRecord.key)).all() == ["kept"]
