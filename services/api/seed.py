@@ -7,6 +7,7 @@ when they are set).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, time
 from typing import Any
 
@@ -22,6 +23,7 @@ from services.api.oauth.clients import (
 from services.billing.plans import DEFAULT_PLAN, store_plan, subscribe
 from services.core import areas
 from services.core.models import OAuthClient, ServiceArea, Shift, Subscription, Tenant, Vehicle
+from services.core.settings import get_settings
 
 DEMO_AREA: dict[str, Any] = {
     "code": "demo",
@@ -40,9 +42,30 @@ DEMO_AREA: dict[str, Any] = {
     "service_seconds": 180,
     "wave_cutoffs": ["18:00"],
 }
-# Two shift patterns cover the 08:00-21:00 delivery day; 24 vans carry several hundred
-# parcels a day between them.
-DEMO_SHIFTS = [(time(8, 0), time(17, 0))] * 12 + [(time(12, 0), time(21, 0))] * 12
+# Two shift patterns cover the 08:00-21:00 delivery day, each driver with a 30-minute
+# break 4 to 5 hours in and at most 8.5 hours on the road. The fleet mixes large diesel
+# vans (heavy and bulky loads, dearer per km and per day) with small e-vans (cheap to
+# run, but full sooner, by volume before weight); several hundred parcels a day.
+DEMO_SHIFTS = [(time(8, 0), time(17, 0)), (time(12, 0), time(21, 0))]
+DEMO_WAGE_MINOR = 2_600
+DEMO_MAX_ROUTE_MINUTES = 510
+
+
+@dataclass(frozen=True)
+class VanModel:
+    name: str
+    count: int  # per shift pattern
+    capacity_grams: int
+    capacity_volume_cm3: int
+    capacity_parcels: int
+    cost_per_km_minor: int
+    fixed_cost_minor: int
+
+
+DEMO_FLEET = [
+    VanModel("Large van", 4, 1_200_000, 11_000_000, 180, 45, 6_000),
+    VanModel("E-van", 8, 600_000, 4_500_000, 100, 12, 3_500),
+]
 DEMO_MERCHANTS = [("Acme Outfitters", "lm_demo_acme"), ("Bluebird Books", "lm_demo_bluebird")]
 DEMO_OPERATOR_CLIENT_ID = "lm_demo_operator"
 
@@ -108,26 +131,32 @@ def _demo_area(session: Session) -> ServiceArea:
     area = ServiceArea(**DEMO_AREA)
     session.add(area)
     session.flush()
-    for number, (starts, ends) in enumerate(DEMO_SHIFTS, start=1):
-        vehicle = Vehicle(
-            area_id=area.id,
-            name=f"Van {number:02d}",
-            capacity_grams=700_000,
-            capacity_parcels=120,
-            cost_per_km_minor=35,
-            fixed_cost_minor=4_000,
-        )
-        session.add(vehicle)
-        session.flush()
-        session.add(
-            Shift(
-                area_id=area.id,
-                vehicle_id=vehicle.id,
-                starts_at=starts,
-                ends_at=ends,
-                hourly_wage_minor=2_600,
-            )
-        )
+    number = 0
+    for starts, ends in DEMO_SHIFTS:
+        for model in DEMO_FLEET:
+            for _ in range(model.count):
+                number += 1
+                vehicle = Vehicle(
+                    area_id=area.id,
+                    name=f"{model.name} {number:02d}",
+                    capacity_grams=model.capacity_grams,
+                    capacity_volume_cm3=model.capacity_volume_cm3,
+                    capacity_parcels=model.capacity_parcels,
+                    cost_per_km_minor=model.cost_per_km_minor,
+                    fixed_cost_minor=model.fixed_cost_minor,
+                )
+                session.add(vehicle)
+                session.flush()
+                shift = Shift(
+                    area_id=area.id,
+                    vehicle_id=vehicle.id,
+                    starts_at=starts,
+                    ends_at=ends,
+                    hourly_wage_minor=DEMO_WAGE_MINOR,
+                    max_route_minutes=DEMO_MAX_ROUTE_MINUTES,
+                )
+                shift.check(get_settings().minimum_hourly_wage_minor)
+                session.add(shift)
     session.flush()
     return area
 

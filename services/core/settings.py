@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +40,17 @@ class Settings(BaseSettings):
     # Redis holding the cost buckets, so that every API process drains the same budget.
     # Empty: each API process keeps its own buckets in memory (right for one process).
     redis_url: str = ""
+    # No shift may pay less per hour than this (minor units): seeding and every plan
+    # run refuse shifts below it.
+    minimum_hourly_wage_minor: int = 1600
+    # Where distances and travel times come from (docs/planning.md): "great_circle"
+    # needs no network; "osrm" asks the OSRM-compatible table service at osrm_url.
+    matrix_provider: Literal["great_circle", "osrm"] = "great_circle"
+    osrm_url: str = ""
+    osrm_timeout_seconds: float = 30.0
+    # Matrices kept in process memory per area and set of points, and for how long.
+    matrix_cache_size: int = 32
+    matrix_cache_seconds: float = 3600.0
 
     def resolved_database_url(self) -> str:
         return normalize_database_url(

@@ -23,6 +23,7 @@ def summary(run: PlanRun, area_code: str) -> dict[str, object]:
         "status": run.status,
         "deliveries": run.deliveries_considered,
         "planned": run.deliveries_planned,
+        "inserted": run.deliveries_inserted,
         "unplanned": run.deliveries_unplanned,
         "routes": run.routes,
         "distance_km": round(run.distance_m / 1000, 3),

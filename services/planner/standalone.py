@@ -17,9 +17,8 @@ from sqlmodel import Session, col, select
 
 from services.core import areas
 from services.core.models import Delivery, Route, ServiceArea, Shift, Stop, Vehicle
-from services.core.settings import get_settings
 from services.planner import problem as p
-from services.planner.matrix import great_circle_matrix
+from services.planner.matrix import matrix_for
 from services.planner.runs import MILLI, build_problem
 from services.planner.solver import solve
 
@@ -62,9 +61,7 @@ class PlannerCostModel:
                 .order_by(col(Stop.sequence))
             ).all()
             points = [(area.depot_lat, area.depot_lng)] + [(lat, lng) for _, lat, lng in rows]
-            distance, duration = great_circle_matrix(
-                points, get_settings().road_circuity, area.average_speed_kmh
-            )
+            distance, duration = matrix_for(area, points)
             tenants = [tenant for tenant, _, _ in rows]
             self._routes[route.id] = (tenants, distance, duration, Decimal(area.service_seconds))
         return self._routes[route.id]

@@ -9,6 +9,7 @@ from __future__ import annotations
 EVENT_TYPES: dict[str, str] = {
     "delivery.booked": "A delivery was booked.",
     "delivery.planned": "A delivery was put on a route; the payload carries its ETA.",
+    "delivery.eta_updated": "A planned delivery's ETA moved (its route changed).",
     "delivery.rescheduled": "A delivery's day or time window was changed.",
     "delivery.updated": "A delivery's recipient details were changed.",
     "delivery.out_for_delivery": "The van carrying the delivery left the depot.",

@@ -32,7 +32,9 @@ class PlanRun(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     deliveries_considered: int = 0
-    deliveries_planned: int = 0
+    deliveries_planned: int = 0  # including those inserted into earlier routes
+    # Late bookings put into routes an earlier wave of the same day had published.
+    deliveries_inserted: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     deliveries_unplanned: int = 0
     routes: int = 0
     distance_m: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 

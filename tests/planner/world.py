@@ -1,0 +1,145 @@
+"""A small planning world for plan-run tests: an area, vans on shifts, deliveries."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from services.core.db import transaction
+from services.core.models import (
+    Delivery,
+    OutboxEvent,
+    PlanRun,
+    Route,
+    ServiceArea,
+    Shift,
+    Stop,
+    Tenant,
+    UsageEvent,
+    Vehicle,
+)
+from services.planner import runs
+
+DAY = date(2031, 6, 10)  # far enough ahead that no route of it has left yet
+ZONE = ZoneInfo("America/New_York")
+DEPOT = (40.73, -74.17)
+
+
+def area(session, code: str = "t") -> ServiceArea:
+    row = ServiceArea(
+        code=code,
+        name="Test area",
+        timezone="America/New_York",
+        depot_lat=DEPOT[0],
+        depot_lng=DEPOT[1],
+        south=40.5,
+        west=-74.3,
+        north=40.9,
+        east=-73.8,
+        day_start=time(8),
+        day_end=time(21),
+        average_speed_kmh=24.0,
+        service_seconds=180,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def van(
+    session,
+    where: ServiceArea,
+    name: str = "van",
+    *,
+    grams: int = 600_000,
+    volume: int = 4_500_000,
+    parcels: int = 100,
+    per_km: int = 12,
+    fixed: int = 3_500,
+    shift: tuple[time, time] = (time(8), time(17)),
+    **shift_fields: Any,
+) -> Shift:
+    vehicle = Vehicle(
+        area_id=where.id,
+        name=name,
+        capacity_grams=grams,
+        capacity_volume_cm3=volume,
+        capacity_parcels=parcels,
+        cost_per_km_minor=per_km,
+        fixed_cost_minor=fixed,
+    )
+    session.add(vehicle)
+    session.flush()
+    row = Shift(
+        area_id=where.id,
+        vehicle_id=vehicle.id,
+        starts_at=shift[0],
+        ends_at=shift[1],
+        hourly_wage_minor=shift_fields.pop("hourly_wage_minor", 2_600),
+        **shift_fields,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def tenant(session, name: str = "Acme") -> Tenant:
+    row = Tenant(name=name)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delivery(
+    session,
+    where: ServiceArea,
+    owner: Tenant,
+    *,
+    at: tuple[float, float] = (40.72, -74.0),
+    window: tuple[int, int] = (9, 17),
+    grams: int = 2_000,
+    sides: tuple[int, int, int] | None = None,
+) -> Delivery:
+    row = Delivery(
+        tenant_id=owner.id,
+        reference=f"ref-{at}",
+        area_id=where.id,
+        date=DAY,
+        window_start=datetime.combine(DAY, time(window[0]), ZONE),
+        window_end=datetime.combine(DAY, time(window[1]), ZONE),
+        dropoff_lat=at[0],
+        dropoff_lng=at[1],
+        recipient_name="Ada",
+        weight_grams=grams,
+        length_cm=sides[0] if sides else None,
+        width_cm=sides[1] if sides else None,
+        height_cm=sides[2] if sides else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def plan(code: str = "t", time_limit: float = 1.0) -> PlanRun:
+    with transaction() as session:
+        run = runs.request_plan(session, code, DAY, "test", time_limit)
+    return runs.execute(run.id)
+
+
+def counts() -> dict[str, int]:
+    with transaction() as session:
+        return {
+            table.__name__: session.exec(select(func.count()).select_from(table)).one()
+            for table in (Route, Stop, OutboxEvent, UsageEvent)
+        }
+
+
+def fetch(delivery_id: str) -> Delivery:
+    with transaction() as session:
+        row = session.get(Delivery, delivery_id)
+        assert row is not None
+        return row
