@@ -22,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import delete, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from services.billing.money import (
@@ -145,23 +145,36 @@ class InvoiceDraft:
 
 
 def aggregate_billed(session: Session, period: str, tenant_ids: list[str] | None = None) -> Usage:
-    """Aggregates of every event billed to `period`, by tenant, event month and meter."""
-    statement = select(  # type: ignore[call-overload]
-        UsageEvent.tenant_id,
-        UsageEvent.period,
-        UsageEvent.meter,
-        func.sum(UsageEvent.quantity),
-        func.count(),
-        func.max(UsageEvent.quantity),
-        func.count(func.distinct(UsageEvent.key)),
-    ).where(UsageEvent.billed_period == period)
+    """Aggregates of every event billed to `period`, by tenant, event month and meter.
+
+    Two hash aggregates: sums, counts and maxima over all events, distinct keys over
+    keyed events only (a COUNT(DISTINCT) beside them would sort every event).
+    """
+    where = [col(UsageEvent.billed_period) == period]
     if tenant_ids is not None:
-        statement = statement.where(col(UsageEvent.tenant_id).in_(tenant_ids))
-    statement = statement.group_by(UsageEvent.tenant_id, UsageEvent.period, UsageEvent.meter)
-    return {
-        (tenant, month, meter): Totals(Decimal(total), count, Decimal(maximum), distinct)
-        for tenant, month, meter, total, count, maximum, distinct in session.exec(statement).all()
+        where.append(col(UsageEvent.tenant_id).in_(tenant_ids))
+    group = (col(UsageEvent.tenant_id), col(UsageEvent.period), col(UsageEvent.meter))
+    totals = (
+        select(*group, func.sum(UsageEvent.quantity), func.count(), func.max(UsageEvent.quantity))  # type: ignore[call-overload]
+        .where(*where)
+        .group_by(*group)
+    )
+    usage = {
+        (tenant, month, meter): Totals(Decimal(total), count, Decimal(maximum))
+        for tenant, month, meter, total, count, maximum in session.exec(totals).all()
     }
+    keyed = (
+        select(*group, col(UsageEvent.key))
+        .where(*where, col(UsageEvent.key).is_not(None))
+        .distinct()
+        .subquery()
+    )
+    distinct = select(keyed.c.tenant_id, keyed.c.period, keyed.c.meter, func.count()).group_by(
+        keyed.c.tenant_id, keyed.c.period, keyed.c.meter
+    )
+    for tenant, month, meter, count in session.exec(distinct).all():  # type: ignore[call-overload]
+        usage[(tenant, month, meter)].distinct = count
+    return usage
 
 
 def aggregate_earlier(
@@ -352,21 +365,15 @@ def close_period(
 ) -> CloseReport:
     """Draft (and, when `finalize`, finalize) every invoice of `period`. Safe to rerun.
 
-    Finalizing locks every billing account FOR UPDATE first, so usage being recorded
+    Finalizing first closes the tenants' accounts through `period` (rows locked in
+    tenant order, as recording locks them), then aggregates. Usage being recorded
     concurrently either committed before (and is counted) or waits and then sees the
-    period closed (and is billed to the next one).
+    period closed (and is billed to the next one). Only tenants whose account this run
+    closed are finalized: one opened meanwhile is left for the next run.
     """
     parse_period(period)
     now = now or utcnow()
     report = CloseReport(period)
-    if finalize:
-        _lock_all_accounts(session)
-    billed = aggregate_billed(session, period)
-    drafts = compute_drafts(session, period, billed)
-    existing = {
-        invoice.tenant_id: invoice
-        for invoice in session.exec(select(Invoice).where(Invoice.period == period)).all()
-    }
     earlier_drafts = set(
         session.exec(
             select(Invoice.tenant_id).where(
@@ -374,55 +381,99 @@ def close_period(
             )
         ).all()
     )
+    closed = _close_accounts(session, period, earlier_drafts) if finalize else set()
+    drafts = compute_drafts(session, period, aggregate_billed(session, period))
+    existing = {
+        invoice.tenant_id: invoice
+        for invoice in session.exec(select(Invoice).where(Invoice.period == period)).all()
+    }
+    stored = lines_by_invoice(
+        session, [i for i in existing.values() if i.status is InvoiceStatus.DRAFT]
+    )
     new_invoices: list[Invoice] = []
+    rewritten: list[Invoice] = []
     for tenant, draft in drafts.items():
         invoice = existing.get(tenant)
         if invoice is not None and invoice.status is not InvoiceStatus.DRAFT:
             continue  # finalized or void: never rewritten
         if invoice is None:
-            invoice = _new_invoice(draft, now)
+            invoice = existing[tenant] = _new_invoice(draft, now)
             new_invoices.append(invoice)
             report.drafted += 1
-        elif _same(session, invoice, draft):
+        elif invoice.event_count == draft.event_count and same_figures(
+            invoice, stored.get(invoice.id, []), draft
+        ):
             report.unchanged += 1
         else:
-            _rewrite(session, invoice, draft, now)
+            _refigure(invoice, draft, now)
+            rewritten.append(invoice)
             report.updated += 1
-        existing[tenant] = invoice
-    if new_invoices:
-        session.add_all(new_invoices)
-        session.flush()
-        session.bulk_insert_mappings(  # type: ignore[arg-type]
-            InvoiceLine,
-            [row for inv in new_invoices for row in _line_rows(inv.id, drafts[inv.tenant_id])],
+    if rewritten:  # before finalizing them: lines of a finalized invoice never change
+        session.execute(
+            delete(InvoiceLine).where(col(InvoiceLine.invoice_id).in_([i.id for i in rewritten]))
         )
     if finalize:
+        due = []
         for tenant in sorted(existing):
-            invoice = existing[tenant]
-            if invoice.status is not InvoiceStatus.DRAFT:
+            if existing[tenant].status is not InvoiceStatus.DRAFT:
                 continue
             if tenant in earlier_drafts:
                 report.skipped.append(f"{tenant}: an earlier period is still a draft")
-                continue
-            _number(session, invoice, now)
-            report.finalized += 1
-        advance = update(BillingAccount).where(
-            or_(
-                col(BillingAccount.closed_through).is_(None),
-                col(BillingAccount.closed_through) < period,
-            )
-        )
-        if earlier_drafts:
-            advance = advance.where(col(BillingAccount.tenant_id).not_in(earlier_drafts))
-        session.execute(advance.values(closed_through=period))
+            elif tenant not in closed:
+                report.skipped.append(f"{tenant}: its billing account opened during this run")
+            else:
+                due.append(existing[tenant])
+        _number(session, due, now)
+        report.finalized = len(due)
+    session.add_all(new_invoices)
+    session.flush()
+    lines = [row for i in new_invoices + rewritten for row in _line_rows(i.id, drafts[i.tenant_id])]
+    if lines:
+        session.execute(insert(InvoiceLine), lines)
     session.flush()
     return report
 
 
-def _lock_all_accounts(session: Session) -> None:
-    session.exec(
-        select(BillingAccount.tenant_id).order_by(col(BillingAccount.tenant_id)).with_for_update()
-    ).all()
+def _close_accounts(session: Session, period: str, earlier_drafts: set[str]) -> set[str]:
+    """Mark `period` closed on every account still open, except tenants with an earlier
+    draft, locking the rows in tenant order; returns the tenants closed through it."""
+    table = BillingAccount.__table__  # type: ignore[attr-defined]
+    still_open = (
+        select(table.c.tenant_id)
+        .where(or_(table.c.closed_through.is_(None), table.c.closed_through < period))
+        .order_by(table.c.tenant_id)
+        .with_for_update()
+    )
+    if earlier_drafts:
+        still_open = still_open.where(table.c.tenant_id.not_in(earlier_drafts))
+    advanced = session.execute(
+        update(table)
+        .where(table.c.tenant_id.in_(still_open.scalar_subquery()))
+        .values(closed_through=period)
+        .returning(table.c.tenant_id)
+    ).scalars()
+    return set(advanced)
+
+
+def _number(session: Session, invoices: list[Invoice], now: datetime) -> None:
+    """Finalize with each tenant's next number, from one UPDATE of the (locked) accounts."""
+    if not invoices:
+        return
+    table = BillingAccount.__table__  # type: ignore[attr-defined]
+    numbers = dict(
+        session.execute(
+            update(table)
+            .where(table.c.tenant_id.in_([invoice.tenant_id for invoice in invoices]))
+            .values(last_invoice_number=table.c.last_invoice_number + 1)
+            .returning(table.c.tenant_id, table.c.last_invoice_number)
+        ).all()
+    )
+    for invoice in invoices:
+        invoice.number = numbers[invoice.tenant_id]
+        invoice.status = InvoiceStatus.FINALIZED
+        invoice.finalized_at = now
+        invoice.updated_at = now
+    session.add_all(invoices)
 
 
 def _new_invoice(draft: InvoiceDraft, now: datetime) -> Invoice:
@@ -456,18 +507,27 @@ def _line_rows(invoice_id: str, draft: InvoiceDraft) -> list[dict[str, Any]]:
 
 
 def stored_lines(session: Session, invoice: Invoice) -> list[PricedLine]:
-    currency = currency_for(invoice.currency)
-    return [
-        PricedLine(
-            line.kind, line.meter, line.quantity, from_minor(line.amount_minor, currency),
-            line.adjusts_period,
+    return lines_by_invoice(session, [invoice])[invoice.id]
+
+
+def lines_by_invoice(session: Session, invoices: list[Invoice]) -> dict[str, list[PricedLine]]:
+    """The stored lines of many invoices, in position order, read in one query."""
+    currencies = {invoice.id: currency_for(invoice.currency) for invoice in invoices}
+    found: dict[str, list[PricedLine]] = {invoice_id: [] for invoice_id in currencies}
+    if not currencies:
+        return found
+    statement = (
+        select(  # type: ignore[call-overload]
+            InvoiceLine.invoice_id, InvoiceLine.kind, InvoiceLine.meter, InvoiceLine.quantity,
+            InvoiceLine.amount_minor, InvoiceLine.adjusts_period,
         )
-        for line in session.exec(
-            select(InvoiceLine)
-            .where(InvoiceLine.invoice_id == invoice.id)
-            .order_by(col(InvoiceLine.position))
-        ).all()
-    ]  # fmt: skip
+        .where(col(InvoiceLine.invoice_id).in_(currencies))
+        .order_by(col(InvoiceLine.invoice_id), col(InvoiceLine.position))
+    )  # fmt: skip
+    for invoice_id, kind, meter, quantity, amount, adjusts in session.exec(statement):
+        amount = from_minor(amount, currencies[invoice_id])
+        found[invoice_id].append(PricedLine(kind, meter, quantity, amount, adjusts))
+    return found
 
 
 def same_figures(invoice: Invoice, lines: list[PricedLine], draft: InvoiceDraft) -> bool:
@@ -479,45 +539,19 @@ def same_figures(invoice: Invoice, lines: list[PricedLine], draft: InvoiceDraft)
     )
 
 
-def _same(session: Session, invoice: Invoice, draft: InvoiceDraft) -> bool:
-    return invoice.event_count == draft.event_count and same_figures(
-        invoice, stored_lines(session, invoice), draft
-    )
-
-
-def _rewrite(session: Session, invoice: Invoice, draft: InvoiceDraft, now: datetime) -> None:
-    session.execute(delete(InvoiceLine).where(col(InvoiceLine.invoice_id) == invoice.id))
+def _refigure(invoice: Invoice, draft: InvoiceDraft, now: datetime) -> None:
     invoice.plan_id = draft.plan.id
     invoice.currency = draft.currency.code
     invoice.subtotal_minor = to_minor(draft.subtotal, draft.currency)
     invoice.total_minor = to_minor(draft.total, draft.currency)
     invoice.event_count = draft.event_count
     invoice.updated_at = now
-    session.add(invoice)
-    session.flush()
-    session.bulk_insert_mappings(InvoiceLine, _line_rows(invoice.id, draft))  # type: ignore[arg-type]
-
-
-def _number(session: Session, invoice: Invoice, now: datetime) -> None:
-    """Give the next number of the tenant's sequence; the account row is locked."""
-    account = _locked_account(session, invoice.tenant_id)
-    account.last_invoice_number += 1
-    invoice.number = account.last_invoice_number
-    invoice.status = InvoiceStatus.FINALIZED
-    invoice.finalized_at = now
-    invoice.updated_at = now
-    session.add_all([account, invoice])
 
 
 def _locked_account(session: Session, tenant_id: str) -> BillingAccount:
-    account = session.exec(
+    return session.exec(
         select(BillingAccount).where(BillingAccount.tenant_id == tenant_id).with_for_update()
-    ).first()
-    if account is None:
-        account = BillingAccount(tenant_id=tenant_id)
-        session.add(account)
-        session.flush()
-    return account
+    ).one()
 
 
 def void_invoice(

@@ -13,8 +13,10 @@ reconciliation, which checks every delivery against it:
 | FAILED, attempt n>=1  | failed_attempts   | `<delivery_id>:failed:<n>`          | 1         |
 | CANCELLED             | cancellations     | `<delivery_id>:cancelled`           | 1         |
 | CANCELLED once PLANNED| late_cancellations| `<delivery_id>:cancelled_late`      | 1         |
-| booked on a quote     | quoted_amount     | `<delivery_id>:quoted` (instead of `:booked` and `:parcel_kg`) | price |
+| booked on a quote     | quoted_amount     | `<delivery_id>:quoted` *            | price     |
 | route cost allocated  | route_cost        | `<route_id>:<tenant_id>:route_cost` | the share |
+
+* instead of `:booked` and `:parcel_kg`: the quote's price covers both.
 
 Services that change a delivery's status call `usage_for_status_change` and record
 the result with `record_usage` in the same transaction as the status change.
@@ -54,7 +56,9 @@ CATALOGUE: Mapping[str, Meter] = {
         Meter("failed_attempts", Aggregation.COUNT, "attempt", "Failed delivery attempts"),
         Meter("cancellations", Aggregation.COUNT, "delivery", "Deliveries cancelled"),
         Meter("late_cancellations", Aggregation.COUNT, "delivery", "Cancelled once planned"),
-        Meter("quoted_amount", Aggregation.SUM, "currency", "Bookings made on a quote, at its price"),
+        Meter(
+            "quoted_amount", Aggregation.SUM, "currency", "Bookings made on a quote, at its price"
+        ),
         Meter("api_requests", Aggregation.SUM, "request", "API requests"),
         Meter("route_km", Aggregation.SUM, "km", "Share of planned route distance"),
         Meter("route_cost", Aggregation.SUM, "currency", "Allocated share of route cost"),
@@ -63,6 +67,7 @@ CATALOGUE: Mapping[str, Meter] = {
 assert set(CATALOGUE) == METERS, "every recorded meter is described here"
 
 BOOKING_SUFFIXES = ("booked", "parcel_kg", "recipient")
+QUOTED_BOOKING_SUFFIXES = ("quoted", "recipient")
 
 
 def usage_for_status_change(

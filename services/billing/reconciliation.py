@@ -28,10 +28,10 @@ from services.billing.invoicing import (
     Totals,
     Usage,
     compute_drafts,
+    lines_by_invoice,
     same_figures,
-    stored_lines,
 )
-from services.billing.metering import BOOKING_SUFFIXES
+from services.billing.metering import BOOKING_SUFFIXES, QUOTED_BOOKING_SUFFIXES
 from services.billing.money import currency_for, from_minor
 from services.billing.pricing import parse_period
 from services.core.db import utcnow
@@ -43,17 +43,17 @@ from services.core.models import (
     Invoice,
     InvoiceLine,
     InvoiceStatus,
+    Quote,
     ReconciliationFinding,
     ReconciliationRun,
     Route,
     RouteAllocation,
-    Stop,
     UsageEvent,
 )
 
 DELIVERY_METERS = (
     "deliveries", "parcel_kg", "active_recipients", "route_km", "delivered", "failed_attempts",
-    "cancellations",
+    "cancellations", "late_cancellations", "quoted_amount",
 )  # fmt: skip
 
 
@@ -123,22 +123,39 @@ def reconcile(session: Session, period: str | None = None) -> Result:
 
 
 def expected_delivery_usage(
-    delivery_id: str, status: DeliveryStatus, planned: bool, failures: int
+    delivery_id: str,
+    status: DeliveryStatus,
+    planned: bool,
+    failures: int,
+    quoted: bool = False,
+    cancelled_late: bool = False,
 ) -> set[str]:
     """The usage ids a delivery's history calls for (the table in metering.py)."""
-    ids = {f"{delivery_id}:{suffix}" for suffix in BOOKING_SUFFIXES}
+    booking = QUOTED_BOOKING_SUFFIXES if quoted else BOOKING_SUFFIXES
+    ids = {f"{delivery_id}:{suffix}" for suffix in booking}
     if planned:
         ids.add(f"{delivery_id}:route_km")
     if status is DeliveryStatus.DELIVERED:
         ids.add(f"{delivery_id}:delivered")
     if status is DeliveryStatus.CANCELLED:
         ids.add(f"{delivery_id}:cancelled")
+        if cancelled_late:
+            ids.add(f"{delivery_id}:cancelled_late")
     ids |= {f"{delivery_id}:failed:{n}" for n in range(1, failures + 1)}
     return ids
 
 
 def _delivery_usage(session: Session, period: str | None, checked: dict[str, int]) -> list[Finding]:
-    deliveries = select(Delivery.id, Delivery.tenant_id, Delivery.status)
+    """Each live delivery against the usage its history calls for (sandbox ones bill nothing).
+
+    Whether it was planned comes from its history, not its stop: a cancelled or
+    rescheduled delivery leaves its route but keeps the usage of having been on it.
+    """
+    deliveries = (
+        select(Delivery.id, Delivery.tenant_id, Delivery.status, Quote.id)
+        .outerjoin(Quote, col(Quote.delivery_id) == col(Delivery.id))
+        .where(col(Delivery.sandbox).is_(False))
+    )
     if period:
         month = parse_period(period)
         deliveries = deliveries.where(
@@ -146,7 +163,34 @@ def _delivery_usage(session: Session, period: str | None, checked: dict[str, int
         )
     rows = session.exec(deliveries).all()
     checked["deliveries"] = len(rows)
-    planned = set(session.exec(select(Stop.delivery_id).distinct()).all())
+    if not rows:
+        return []
+    planned = set(
+        session.exec(
+            select(DeliveryEvent.delivery_id)
+            .where(DeliveryEvent.status == DeliveryStatus.PLANNED)
+            .distinct()
+        ).all()
+    )
+    # Cancelled while planned: the event just before CANCELLED in its history is PLANNED.
+    history = select(
+        DeliveryEvent.delivery_id,
+        DeliveryEvent.status,
+        func.lag(DeliveryEvent.status)
+        .over(
+            partition_by=DeliveryEvent.delivery_id,
+            order_by=(col(DeliveryEvent.at), col(DeliveryEvent.id)),
+        )
+        .label("before"),
+    ).subquery()
+    cancelled_late = set(
+        session.exec(
+            select(history.c.delivery_id).where(
+                history.c.status == DeliveryStatus.CANCELLED,
+                history.c.before == DeliveryStatus.PLANNED,
+            )
+        ).all()
+    )
     failures = dict(
         session.exec(  # type: ignore[call-overload]
             select(DeliveryEvent.delivery_id, func.count())
@@ -159,10 +203,15 @@ def _delivery_usage(session: Session, period: str | None, checked: dict[str, int
     for usage_id in session.exec(usage).all():
         recorded[usage_id.split(":", 1)[0]].add(usage_id)
     findings = []
-    for delivery_id, tenant_id, raw_status in rows:
+    for delivery_id, tenant_id, raw_status, quote_id in rows:
         status = DeliveryStatus(raw_status)
         expected = expected_delivery_usage(
-            delivery_id, status, delivery_id in planned, failures.get(delivery_id, 0)
+            delivery_id,
+            status,
+            delivery_id in planned,
+            failures.get(delivery_id, 0),
+            quoted=quote_id is not None,
+            cancelled_late=delivery_id in cancelled_late,
         )
         actual = recorded.get(delivery_id, set())
         for missing in sorted(expected - actual):
@@ -194,7 +243,7 @@ def stream_billed(session: Session, period: str) -> Usage:
         .where(UsageEvent.billed_period == period)
         .execution_options(yield_per=20_000)
     )  # fmt: skip
-    for tenant, month, meter, quantity, key in session.exec(statement):
+    for tenant, month, meter, quantity, key in session.connection().execute(statement):
         entry = raw.get((tenant, month, meter))
         if entry is None:
             entry = raw[(tenant, month, meter)] = [Decimal(0), 0, quantity, set()]
@@ -229,6 +278,9 @@ def _invoices(session: Session, period: str, checked: dict[str, int]) -> list[Fi
         if through is not None and through >= period
     }
     checked["invoices"] = checked.get("invoices", 0) + len(invoices)
+    lines = lines_by_invoice(
+        session, [i for i in invoices.values() if i.status is InvoiceStatus.FINALIZED]
+    )
     for tenant, draft in drafts.items():
         invoice = invoices.get(tenant)
         if invoice is None:
@@ -241,8 +293,9 @@ def _invoices(session: Session, period: str, checked: dict[str, int]) -> list[Fi
             continue
         if invoice.status is not InvoiceStatus.FINALIZED:
             continue  # drafts are recomputed by every close run
-        lines = stored_lines(session, invoice)
-        if not same_figures(invoice, lines, draft) or invoice.event_count != draft.event_count:
+        if not same_figures(invoice, lines[invoice.id], draft) or (
+            invoice.event_count != draft.event_count
+        ):
             currency = currency_for(invoice.currency)
             findings.append(
                 Finding("invoice_amounts", invoice.id,
@@ -250,21 +303,25 @@ def _invoices(session: Session, period: str, checked: dict[str, int]) -> list[Fi
                         f" over {invoice.event_count} events; the raw events give {draft.total}"
                         f" over {draft.event_count}", tenant)
             )  # fmt: skip
+    sums = dict(
+        session.exec(  # type: ignore[call-overload]
+            select(InvoiceLine.invoice_id, func.sum(InvoiceLine.amount_minor))
+            .join(Invoice, col(Invoice.id) == col(InvoiceLine.invoice_id))
+            .where(Invoice.period == period)
+            .group_by(InvoiceLine.invoice_id)
+        ).all()
+    )
     for tenant, invoice in invoices.items():
         if tenant not in drafts and invoice.status is InvoiceStatus.FINALIZED:
             findings.append(
                 Finding("invoice_amounts", invoice.id,
                         f"invoice {period} has no usage events behind it", tenant)
             )  # fmt: skip
-        sums = session.exec(  # type: ignore[call-overload]
-            select(func.coalesce(func.sum(InvoiceLine.amount_minor), 0)).where(
-                InvoiceLine.invoice_id == invoice.id
-            )
-        ).one()
-        if int(sums) != invoice.total_minor:
+        lines_sum = int(sums.get(invoice.id, 0))
+        if lines_sum != invoice.total_minor:
             findings.append(
                 Finding("invoice_totals", invoice.id,
-                        f"lines sum to {int(sums)} minor units, the total says"
+                        f"lines sum to {lines_sum} minor units, the total says"
                         f" {invoice.total_minor}", tenant)
             )  # fmt: skip
     return findings

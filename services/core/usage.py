@@ -5,20 +5,24 @@ no-op, so a retried action never bills twice; a repeat whose content differs is 
 stored and is reported back as a conflict. Every service that causes usage (booking
 in the API, planned stops in the planner, billing's own jobs) records it through here.
 
-Each batch takes the tenants' billing-account rows FOR SHARE: closing a period takes
-them FOR UPDATE, so an event either commits before its month is finalized (and is on
-that invoice) or sees the month closed and is billed by the first open month.
+Why a late event is never lost: every tenant has a billing-account row from its
+creation (a trigger adds it). Recording holds the tenants' rows FOR SHARE from before
+it reads `closed_through` until it commits; finalizing a period takes every row FOR
+UPDATE before it aggregates, and numbers only the tenants it locked. So a batch either
+commits before the close aggregates (and is on the invoice), or waits for the close to
+commit and then reads the month as closed, billing the event to the first open month.
+Both happen in the single INSERT statement, so recording adds no round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
@@ -120,6 +124,7 @@ def record_usage(session: Session, events: Iterable[Usage]) -> IngestReport:
     """Append usage events: new ids are stored, identical repeats ignored, conflicts reported.
 
     Everything is validated before anything is written, so bad input writes nothing.
+    On PostgreSQL a batch of any size is one statement (two if it repeats stored ids).
     """
     batch = list(events)
     for event in batch:
@@ -132,17 +137,10 @@ def record_usage(session: Session, events: Iterable[Usage]) -> IngestReport:
             _compare(first, event, report)
     if not unique:
         return report
-    closed = _lock_accounts(session, sorted({e.tenant_id for e in unique.values()}))
-    now = utcnow()
-    rows = [_row(event, closed.get(event.tenant_id), now) for event in unique.values()]
-    table = UsageEvent.__table__  # type: ignore[attr-defined]
     if session.get_bind().dialect.name == "postgresql":
-        inserted = _insert_postgresql(session, rows)
+        inserted = _insert_postgresql(session, list(unique.values()))
     else:
-        statement = (
-            sqlite_insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
-        )
-        inserted = set(session.execute(statement, rows).scalars())
+        inserted = _insert_sqlite(session, list(unique.values()))
     report.recorded = len(inserted)
     repeats = [event for event in unique.values() if event.id not in inserted]
     if repeats:
@@ -150,42 +148,67 @@ def record_usage(session: Session, events: Iterable[Usage]) -> IngestReport:
     return report
 
 
-_COLUMNS = {
-    "id": "text", "tenant_id": "text", "meter": "text", "quantity": "numeric",
-    "at": "timestamptz", "key": "text", "area_code": "text", "service_level": "text",
-    "period": "text", "billed_period": "text", "recorded_at": "timestamptz",
-}  # fmt: skip
-_UNNEST_INSERT = text(
-    f"INSERT INTO usage_event ({', '.join(_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _COLUMNS.items())}) "
-    "ON CONFLICT (id) DO NOTHING RETURNING id"
+# The tenants' account rows are locked FOR SHARE (in tenant order, as closing locks them
+# FOR UPDATE) before any event row is produced; a row updated by a concurrent close is
+# re-read once that close commits, so `closed_through` is the committed value.
+_INSERT = text("""
+WITH account AS MATERIALIZED (
+    SELECT tenant_id, closed_through FROM billing_account
+    WHERE tenant_id = ANY(CAST(:tenants AS text[]))
+    ORDER BY tenant_id
+    FOR SHARE
+), event AS (
+    SELECT *, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM') AS period
+    FROM json_to_recordset(CAST(:events AS json)) AS e(
+        id text, tenant_id text, meter text, quantity numeric, at timestamptz, key text,
+        area_code text, service_level text)
 )
+INSERT INTO usage_event (id, tenant_id, meter, quantity, at, key, area_code, service_level,
+                         period, billed_period, recorded_at)
+SELECT e.id, e.tenant_id, e.meter, e.quantity, e.at, e.key, e.area_code, e.service_level,
+       e.period,
+       CASE WHEN e.period <= a.closed_through
+            THEN to_char(to_date(a.closed_through, 'YYYY-MM') + interval '1 month', 'YYYY-MM')
+            ELSE e.period END,
+       :now
+FROM event e LEFT JOIN account a ON a.tenant_id = e.tenant_id
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+""")
 
 
-def _insert_postgresql(session: Session, rows: list[dict[str, object]]) -> set[str]:
-    """One statement per batch whatever its size: each column travels as one array."""
-    columns = {name: [row[name] for row in rows] for name in _COLUMNS}
-    columns["at"] = [at.astimezone(UTC) for at in columns["at"]]  # type: ignore[attr-defined]
-    return set(session.execute(_UNNEST_INSERT, columns).scalars())
+def _insert_postgresql(session: Session, events: list[Usage]) -> set[str]:
+    """One statement: the batch travels as one JSON document (far cheaper to send than
+    one array per column), and the account lock, the billed month and the insert
+    happen together, so recording adds no round trip to the action that causes it."""
+    document = json.dumps([
+        {"id": e.id, "tenant_id": e.tenant_id, "meter": e.meter, "quantity": str(e.quantity),
+         "at": e.at.astimezone(UTC).isoformat(), "key": e.key, "area_code": e.area_code,
+         "service_level": e.service_level}
+        for e in events
+    ])  # fmt: skip
+    tenants = sorted({e.tenant_id for e in events})
+    parameters = {"events": document, "tenants": tenants, "now": utcnow()}
+    return set(session.execute(_INSERT, parameters).scalars())
 
 
-def _lock_accounts(session: Session, tenant_ids: Sequence[str]) -> dict[str, str | None]:
-    """Each tenant's last finalized period, holding its account row FOR SHARE."""
-    table = BillingAccount.__table__  # type: ignore[attr-defined]
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        dialect_insert(table)
-        .values([{"tenant_id": t, "last_invoice_number": 0, "last_credit_note_number": 0}
-                 for t in tenant_ids])
-        .on_conflict_do_nothing(index_elements=["tenant_id"])
-    )  # fmt: skip
-    rows = session.execute(
-        select(table.c.tenant_id, table.c.closed_through)
-        .where(table.c.tenant_id.in_(tenant_ids))
-        .order_by(table.c.tenant_id)
-        .with_for_update(read=True)
-    ).all()
-    return {tenant_id: closed for tenant_id, closed in rows}
+def _insert_sqlite(session: Session, events: list[Usage]) -> set[str]:
+    """SQLite runs one writer at a time, so reading `closed_through` needs no lock."""
+    accounts = BillingAccount.__table__  # type: ignore[attr-defined]
+    closed = dict(
+        session.execute(
+            select(accounts.c.tenant_id, accounts.c.closed_through).where(
+                accounts.c.tenant_id.in_({e.tenant_id for e in events})
+            )
+        ).all()
+    )
+    now = utcnow()
+    rows = [_row(event, closed.get(event.tenant_id), now) for event in events]
+    table = UsageEvent.__table__  # type: ignore[attr-defined]
+    statement = (
+        sqlite_insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+    )
+    return set(session.execute(statement, rows).scalars())
 
 
 def _row(event: Usage, closed_through: str | None, now: datetime) -> dict[str, object]:

@@ -12,6 +12,7 @@ from services.api.deliveries import service
 from services.api.seed import seed_demo
 from services.core.models import (
     Delivery,
+    DeliveryEvent,
     DeliveryStatus,
     PlanRun,
     Route,
@@ -42,7 +43,8 @@ def book(session: Session, tenant_id: str, count: int, now, offset: float = 0.0)
 
 
 def plan_by_hand(session: Session, routes: list[list[Delivery]], cost_minor: int) -> list[Route]:
-    """Put each list of deliveries on its own route of the demo fleet, in list order."""
+    """Put each list of deliveries on its own route of the demo fleet, in list order,
+    writing what a plan run writes (stops, PLANNED events, route_km usage)."""
     area = session.exec(select(ServiceArea).where(ServiceArea.code == "demo")).one()
     day = routes[0][0].date
     run = PlanRun(area_id=area.id, date=day, trigger="test", time_limit_seconds=1)
@@ -63,6 +65,8 @@ def plan_by_hand(session: Session, routes: list[list[Delivery]], cost_minor: int
                              tenant_id=delivery.tenant_id, sequence=number,
                              eta=departure + timedelta(minutes=10 * number)))  # fmt: skip
             delivery.status = DeliveryStatus.PLANNED
+            session.add(DeliveryEvent(tenant_id=delivery.tenant_id, delivery_id=delivery.id,
+                                      status=DeliveryStatus.PLANNED, at=departure))  # fmt: skip
             delivery.route_id = route.id
             delivery.stop_number = number
             session.add(delivery)

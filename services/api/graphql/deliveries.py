@@ -3,57 +3,104 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from datetime import date as datetime_date
+from typing import Annotated, Any
 
 import strawberry
 from sqlmodel import col, select
 
-from services.api.deliveries import service
+from services.api import idempotency
+from services.api.deliveries import lifecycle, listing, service
 from services.api.deliveries.errors import UserErrors
 from services.api.graphql.context import context_of
+from services.api.graphql.enums import describe_values
 from services.api.graphql.errors import UserError
 from services.api.graphql.permissions import ReadDeliveries, WriteDeliveries
-from services.api.graphql.relay import PageInfo, decode_cursor, encode_cursor, page_size
+from services.api.graphql.relay import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    PageInfo,
+    decode_position,
+    encode_position,
+    page_size,
+)
 from services.api.tracking import tracking_url
 from services.core import models
 from services.core.models import DeliveryStatus as DomainDeliveryStatus
 
 MAX_BULK_BOOKINGS = 250
 
-DeliveryStatus = strawberry.enum(
-    DomainDeliveryStatus, name="DeliveryStatus", description="Where a delivery is in its life."
+DeliverySortKey = describe_values(
+    strawberry.enum(
+        listing.SortKey, name="DeliverySortKey", description="Orders of the deliveries list."
+    ),
+    {
+        "CREATED_AT": "When it was booked (the id order).",
+        "DATE": "The delivery day, then booking order.",
+        "REFERENCE": "Your order reference, then booking order.",
+    },
+)
+
+DeliveryStatus = describe_values(
+    strawberry.enum(
+        DomainDeliveryStatus,
+        name="DeliveryStatus",
+        description="Where a delivery is in its life. Stable: clients may branch on these "
+        "values. DELIVERED, RETURNED and CANCELLED are final.",
+    ),
+    {
+        "BOOKED": "Accepted and waiting to be planned onto a route; also after a reschedule, "
+        "and after a failed attempt that will be re-attempted.",
+        "PLANNED": "On a route, with an ETA and a stop number; the van has not left yet.",
+        "OUT_FOR_DELIVERY": "The van carrying the parcel has left the depot.",
+        "DELIVERED": "Handed over to the recipient, with proof. Final.",
+        "FAILED": "An attempt failed. A delivery rests here only after its last allowed "
+        "attempt, until the parcel is back at the depot (RETURNED).",
+        "RETURNED": "Back at the depot after the last failed attempt. Final.",
+        "CANCELLED": "Cancelled by the merchant before the van left. Final.",
+    },
 )
 
 
 @strawberry.type(description="An interval of time; both ends are instants with a UTC offset.")
 class TimeWindow:
-    start: datetime
-    end: datetime
+    start: datetime = strawberry.field(description="When the window opens, in UTC.")
+    end: datetime = strawberry.field(description="When the window closes, in UTC.")
 
 
 @strawberry.type(description="The route a planned delivery rides on.")
 class DeliveryRoute:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(
+        description="The route's id; deliveries sharing it ride the same van that day."
+    )
     stop_number: int = strawberry.field(
         description="This delivery's position on the route (1 = first)."
     )
 
 
-@strawberry.type(description="A point on Earth.")
+@strawberry.type(description="A point on Earth (WGS 84).")
 class Location:
-    lat: float
-    lng: float
+    lat: float = strawberry.field(description="Latitude in decimal degrees.")
+    lng: float = strawberry.field(description="Longitude in decimal degrees.")
 
 
 @strawberry.type(description="One change of a delivery's status.")
 class TrackingEvent:
-    status: DeliveryStatus  # type: ignore[valid-type]
-    at: datetime
-    detail: str | None
-    reason: str | None = strawberry.field(
-        description="Normalised reason of a failure or cancellation."
+    status: DeliveryStatus = strawberry.field(  # type: ignore[valid-type]
+        description="The status the delivery moved to."
     )
-    location: Location | None = strawberry.field(description="Where it happened, if reported.")
+    at: datetime = strawberry.field(description="When the change was recorded, in UTC.")
+    detail: str | None = strawberry.field(
+        description="What happened, in English, for people (e.g. the new day of a "
+        "reschedule or a driver's note); null when there is nothing to add."
+    )
+    reason: str | None = strawberry.field(
+        description="For FAILED, a FailureReason value (e.g. RECIPIENT_ABSENT); for "
+        "CANCELLED, the reason given to cancelDelivery; otherwise null."
+    )
+    location: Location | None = strawberry.field(
+        description="Where it happened, when the driver's device reported it; else null."
+    )
 
     @classmethod
     def from_row(cls, row: models.DeliveryEvent) -> TrackingEvent:
@@ -67,37 +114,57 @@ class TrackingEvent:
         )
 
 
-@strawberry.type
+@strawberry.type(description="Where the parcel is handed over, as given when booking.")
 class Dropoff:
-    lat: float
-    lng: float
-    line1: str | None
-    city: str | None
-    postal_code: str | None
-    country: str | None
+    lat: float = strawberry.field(description="Latitude in decimal degrees (WGS 84).")
+    lng: float = strawberry.field(description="Longitude in decimal degrees (WGS 84).")
+    line1: str | None = strawberry.field(
+        description="Street address, for the driver; null if not given."
+    )
+    city: str | None = strawberry.field(description="City; null if not given.")
+    postal_code: str | None = strawberry.field(description="Postal code; null if not given.")
+    country: str | None = strawberry.field(description="Country, as given; null if not given.")
 
 
-@strawberry.type
+@strawberry.type(description="Who receives the parcel.")
 class Recipient:
-    name: str
-    phone: str | None
-    email: str | None
+    name: str = strawberry.field(description="The recipient's name, as on the parcel.")
+    phone: str | None = strawberry.field(
+        description="Phone number for the driver; null if not given."
+    )
+    email: str | None = strawberry.field(description="E-mail address; null if not given.")
 
 
 @strawberry.type(description="A parcel to take to one recipient on one day.")
 class Delivery:
-    id: strawberry.ID
-    reference: str = strawberry.field(description="The merchant's own order reference.")
-    status: DeliveryStatus  # type: ignore[valid-type]
-    date: date = strawberry.field(description="The delivery day, in the area's time zone.")
-    time_window: TimeWindow
-    eta: datetime | None = strawberry.field(
-        description="Estimated arrival at the drop-off; null until planned."
+    id: strawberry.ID = strawberry.field(
+        description="Lastmile's id for the delivery, stable for its whole life."
     )
-    dropoff: Dropoff
-    weight_grams: int
-    recipient: Recipient
-    attempt: int = strawberry.field(description="Which delivery attempt this is (1 = first).")
+    reference: str = strawberry.field(description="The merchant's own order reference.")
+    status: DeliveryStatus = strawberry.field(  # type: ignore[valid-type]
+        description="Where the delivery is in its life now."
+    )
+    date: date = strawberry.field(
+        description="The delivery day, in the area's time zone; a re-attempt moves it to the "
+        "next day."
+    )
+    time_window: TimeWindow = strawberry.field(
+        description="When the recipient expects it; the area's whole delivery day when "
+        "booked without a window (and for a re-attempt)."
+    )
+    eta: datetime | None = strawberry.field(
+        description="Estimated arrival at the drop-off, in UTC; null while it is on no route "
+        "(before planning, or after a cancellation, reschedule or re-attempt)."
+    )
+    dropoff: Dropoff = strawberry.field(description="Where the parcel goes.")
+    weight_grams: int = strawberry.field(description="The parcel's weight in grams.")
+    recipient: Recipient = strawberry.field(
+        description="Who receives it; updateDeliveryRecipient corrects it."
+    )
+    attempt: int = strawberry.field(
+        description="Which delivery attempt this is: 1 at booking, 1 more after each failed "
+        f"attempt that is re-attempted ({lifecycle.MAX_ATTEMPTS} at most)."
+    )
     sandbox: bool = strawberry.field(
         description="Booked with test-mode credentials: never routed or billed."
     )
@@ -105,9 +172,10 @@ class Delivery:
         description="Public, read-only tracking page for the recipient (no merchant data)."
     )
     unplanned_reason: str | None = strawberry.field(
-        description="Why the last plan run could not fit it (it stays BOOKED for the next)."
+        description="Why the last plan run could not fit it (it stays BOOKED for the next); "
+        "null once planned or rescheduled, and before any plan run."
     )
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When it was booked, in UTC.")
     _row: strawberry.Private[models.Delivery]
 
     @strawberry.field(description="The route it is planned on; null until planned.")
@@ -161,63 +229,100 @@ class Delivery:
         )
 
 
-@strawberry.type
+@strawberry.type(description="One delivery in a page of deliveries.")
 class DeliveryEdge:
-    cursor: str
-    node: Delivery
+    cursor: str = strawberry.field(
+        description="Opaque position of this delivery in the list; pass it as `after`."
+    )
+    node: Delivery = strawberry.field(description="The delivery.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of deliveries, oldest first.")
 class DeliveryConnection:
-    edges: list[DeliveryEdge]
-    page_info: PageInfo
+    edges: list[DeliveryEdge] = strawberry.field(description="The page's deliveries, in order.")
+    page_info: PageInfo = strawberry.field(description="Where the page stands in the list.")
 
 
-@strawberry.input
+@strawberry.input(description="Where the parcel is handed over.")
 class DropoffInput:
-    lat: float
-    lng: float
-    line1: str | None = None
-    city: str | None = None
-    postal_code: str | None = None
-    country: str | None = None
+    lat: float = strawberry.field(
+        description="Latitude in decimal degrees (WGS 84); must lie in the area's bounds."
+    )
+    lng: float = strawberry.field(
+        description="Longitude in decimal degrees (WGS 84); must lie in the area's bounds."
+    )
+    line1: str | None = strawberry.field(
+        default=None, description="Street address, for the driver."
+    )
+    city: str | None = strawberry.field(default=None, description="City.")
+    postal_code: str | None = strawberry.field(default=None, description="Postal code.")
+    country: str | None = strawberry.field(default=None, description="Country.")
 
 
-@strawberry.input
+@strawberry.input(description="Who receives the parcel.")
 class RecipientInput:
-    name: str
-    phone: str | None = None
-    email: str | None = None
+    name: str = strawberry.field(description="The recipient's name; must not be blank.")
+    phone: str | None = strawberry.field(
+        default=None,
+        description="Phone number for the driver: an optional leading + and 6 to 20 "
+        "digits, spaces or ( ) - . characters.",
+    )
+    email: str | None = strawberry.field(
+        default=None, description="E-mail address, e.g. name@example.com."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="The parcel's weight and, optionally, its size.")
 class ParcelInput:
-    weight_grams: int
-    length_cm: int | None = None
-    width_cm: int | None = None
-    height_cm: int | None = None
+    weight_grams: int = strawberry.field(
+        description=f"Weight in grams: more than 0 and at most {service.MAX_WEIGHT_GRAMS:,}."
+    )
+    length_cm: int | None = strawberry.field(
+        default=None,
+        description=f"Length in whole centimetres: more than 0, at most {service.MAX_SIDE_CM}.",
+    )
+    width_cm: int | None = strawberry.field(
+        default=None,
+        description=f"Width in whole centimetres: more than 0, at most {service.MAX_SIDE_CM}.",
+    )
+    height_cm: int | None = strawberry.field(
+        default=None,
+        description=f"Height in whole centimetres: more than 0, at most {service.MAX_SIDE_CM}.",
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A delivery window; both ends must carry a UTC offset.")
 class TimeWindowInput:
-    start: datetime
-    end: datetime
+    start: datetime = strawberry.field(
+        description="When the recipient can receive it from, e.g. 2026-11-24T14:00:00-05:00."
+    )
+    end: datetime = strawberry.field(
+        description="Until when; at least 30 minutes after `start`, within the area's "
+        "delivery hours that day, and not yet past."
+    )
 
 
 @strawberry.input(description="Everything needed to book one delivery.")
 class BookDeliveryInput:
-    reference: str = strawberry.field(description="Your own order reference.")
+    reference: str = strawberry.field(
+        description="Your own order reference: not blank, at most 128 characters."
+    )
     service_area: str = strawberry.field(description='Service area code, e.g. "demo".')
-    dropoff: DropoffInput
-    recipient: RecipientInput
-    parcel: ParcelInput
+    dropoff: DropoffInput = strawberry.field(description="Where it goes; inside the area's bounds.")
+    recipient: RecipientInput = strawberry.field(description="Who receives it.")
+    parcel: ParcelInput = strawberry.field(description="What goes.")
     idempotency_key: str | None = strawberry.field(
         default=None,
-        description="Same key and same input returns the same delivery; different input "
-        "with the same key is rejected with IDEMPOTENCY_CONFLICT.",
+        description=f"1 to {idempotency.MAX_KEY_LENGTH} characters, kept "
+        f"{idempotency.RETENTION.days} days. Same key and same input returns the "
+        "same delivery; different input with the same key is rejected with "
+        "IDEMPOTENCY_CONFLICT.",
     )
     date: date | None = strawberry.field(
-        default=None, description="Delivery day; default: the next day in the area's time zone."
+        default=None,
+        description=f"Delivery day, today to {service.BOOKING_HORIZON_DAYS} days ahead in the "
+        "area's time zone; default: "
+        "the day of `timeWindow` if given, else the next day.",
     )
     time_window: TimeWindowInput | None = strawberry.field(
         default=None, description="Absent: any time in the area's delivery hours that day."
@@ -259,15 +364,23 @@ class BookDeliveryInput:
         )
 
 
-@strawberry.type
+@strawberry.type(description="The result of booking one delivery.")
 class BookDeliveryPayload:
-    delivery: Delivery | None
-    user_errors: list[UserError]
+    delivery: Delivery | None = strawberry.field(
+        description="The booked delivery (or the earlier one, replayed by idempotency key); "
+        "null when the input was rejected."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why the input was rejected (nothing was written); empty on success."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The results of booking many deliveries in one call.")
 class BookDeliveriesPayload:
-    results: list[BookDeliveryPayload] = strawberry.field(description="One per input, in order.")
+    results: list[BookDeliveryPayload] = strawberry.field(
+        description="One per input, in input order; empty when the call as a whole was "
+        "rejected (see `userErrors`)."
+    )
     user_errors: list[UserError] = strawberry.field(
         description="Problems with the request as a whole (e.g. too many inputs)."
     )
@@ -293,7 +406,11 @@ class DeliveryQueries:
         permission_classes=[ReadDeliveries],
         description="One of your deliveries; null if it does not exist or is not yours.",
     )
-    def delivery(self, info: strawberry.Info, id: strawberry.ID) -> Delivery | None:
+    def delivery(
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The delivery's id.")],
+    ) -> Delivery | None:
         ctx = context_of(info)
         row = ctx.session.exec(
             select(models.Delivery).where(
@@ -304,26 +421,67 @@ class DeliveryQueries:
 
     @strawberry.field(
         permission_classes=[ReadDeliveries],
-        description="Your deliveries, oldest first. `first` is at most 100 (default 50).",
+        description="Your deliveries, filtered and sorted (oldest first by default). `first` "
+        f"is at most {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).",
     )
     def deliveries(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+        self,
+        info: strawberry.Info,
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description=f"Page size, 0 to {MAX_PAGE_SIZE}; default {DEFAULT_PAGE_SIZE}."
+            ),
+        ] = None,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Start after this cursor (the previous page's `endCursor`, from "
+                "the same sortKey and reverse); absent: from the beginning."
+            ),
+        ] = None,
+        status: Annotated[
+            list[DeliveryStatus] | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Only deliveries in one of these statuses."),
+        ] = None,
+        date: Annotated[
+            datetime_date | None,
+            strawberry.argument(description="Only deliveries for this delivery day."),
+        ] = None,
+        reference: Annotated[
+            str | None, strawberry.argument(description="Only deliveries with this reference.")
+        ] = None,
+        sort_key: Annotated[
+            DeliverySortKey,  # type: ignore[valid-type]
+            strawberry.argument(description="What to order by."),
+        ] = listing.SortKey.CREATED_AT,
+        reverse: Annotated[
+            bool, strawberry.argument(description="Descending instead of ascending.")
+        ] = False,
     ) -> DeliveryConnection:
         ctx = context_of(info)
         size = page_size(first)
-        statement = select(models.Delivery).where(models.Delivery.tenant_id == ctx.tenant_id)
-        if after is not None:
-            statement = statement.where(models.Delivery.id > decode_cursor("Delivery", after))
-        rows = ctx.session.exec(statement.order_by(col(models.Delivery.id)).limit(size + 1)).all()
-        page = rows[:size]
+        order = listing.SortKey(sort_key)
+        rows, more = listing.page(
+            ctx.session,
+            ctx.tenant_id,
+            listing.Filters(statuses=tuple(status or ()), day=date, reference=reference),
+            order,
+            reverse,
+            size,
+            decode_position("Delivery", after) if after is not None else None,
+        )
         edges = [
-            DeliveryEdge(cursor=encode_cursor("Delivery", r.id), node=Delivery.from_row(r))
-            for r in page
+            DeliveryEdge(
+                cursor=encode_position("Delivery", listing.position(row, order)),
+                node=Delivery.from_row(row),
+            )
+            for row in rows
         ]
         return DeliveryConnection(
             edges=edges,
             page_info=PageInfo(
-                has_next_page=len(rows) > size,
+                has_next_page=more,
                 has_previous_page=after is not None,
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
@@ -334,7 +492,13 @@ class DeliveryQueries:
 @strawberry.type
 class DeliveryMutations:
     @strawberry.mutation(permission_classes=[WriteDeliveries], description="Book one delivery.")
-    def book_delivery(self, info: strawberry.Info, input: BookDeliveryInput) -> BookDeliveryPayload:
+    def book_delivery(
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            BookDeliveryInput, strawberry.argument(description="The delivery to book.")
+        ],
+    ) -> BookDeliveryPayload:
         payload: BookDeliveryPayload = _book_one(info, input, ())
         return payload
 
@@ -344,7 +508,15 @@ class DeliveryMutations:
         "on its own, and results come back in input order.",
     )
     def book_deliveries(
-        self, info: strawberry.Info, inputs: list[BookDeliveryInput]
+        self,
+        info: strawberry.Info,
+        inputs: Annotated[
+            list[BookDeliveryInput],
+            strawberry.argument(
+                description=f"The deliveries to book, at most {MAX_BULK_BOOKINGS}; each "
+                "costs 1 more query-cost point."
+            ),
+        ],
     ) -> BookDeliveriesPayload:
         if len(inputs) > MAX_BULK_BOOKINGS:
             return BookDeliveriesPayload(

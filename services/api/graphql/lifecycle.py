@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlmodel import Session
@@ -22,101 +22,156 @@ from services.api.deliveries.errors import UserErrorCode as Code
 from services.api.deliveries.errors import UserErrors
 from services.api.graphql.context import Context, context_of
 from services.api.graphql.deliveries import Delivery, RecipientInput, TimeWindowInput
+from services.api.graphql.enums import describe_values
 from services.api.graphql.errors import UserError
 from services.api.graphql.permissions import Operator, WriteDeliveries
 from services.core.models import Delivery as DeliveryRow
 
-FailureReason = strawberry.enum(
-    lifecycle.FailureReason, description="Why an attempt failed, normalised across carriers."
+FailureReason = describe_values(
+    strawberry.enum(
+        lifecycle.FailureReason,
+        description="Why an attempt failed, normalised across carriers. Stable: clients may "
+        "branch on these values.",
+    ),
+    {
+        "RECIPIENT_ABSENT": "Nobody was there to take the parcel.",
+        "ADDRESS_NOT_FOUND": "The driver could not find the drop-off address.",
+        "ACCESS_DENIED": "The driver could not get to the door (gate, building, reception).",
+        "REFUSED": "The recipient refused the parcel.",
+        "DAMAGED": "The parcel was damaged and not handed over.",
+        "UNSAFE_LOCATION": "The driver judged the drop-off unsafe.",
+        "OTHER": "Any other reason; the event's `detail` carries the driver's note, if any.",
+    },
 )
+
+_ID = "The delivery's id."
+_KEY = (
+    f"Optional idempotency key, 1 to {idempotency.MAX_KEY_LENGTH} characters, kept "
+    f"{idempotency.RETENTION.days} days: a retry with the same key "
+    "and input returns the first result; other input is IDEMPOTENCY_CONFLICT."
+)
+_LOCATION = "Where the driver was, if the device knows; shown on the tracking event."
 
 
 @strawberry.enum(description="How a simulated sandbox delivery ends.")
 class SimulatedOutcome(Enum):
-    DELIVERED = "DELIVERED"
-    FAILED = "FAILED"
+    DELIVERED = strawberry.enum_value(
+        "DELIVERED", description="Handed over: the delivery ends DELIVERED."
+    )
+    FAILED = strawberry.enum_value(
+        "FAILED",
+        description="The attempt fails with `failureReason`: the delivery is re-attempted "
+        "(BOOKED again), or stays FAILED after its last attempt.",
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A point on Earth (WGS 84), reported by a driver's device.")
 class LocationInput:
-    lat: float
-    lng: float
+    lat: float = strawberry.field(description="Latitude in decimal degrees.")
+    lng: float = strawberry.field(description="Longitude in decimal degrees.")
 
 
 @strawberry.input(description="What shows the parcel reached the recipient (at least one).")
 class ProofInput:
-    signature_name: str | None = None
-    photo_reference: str | None = None
-    pin: str | None = None
-
-
-@strawberry.input
-class CancelDeliveryInput:
-    id: strawberry.ID
-    reason: str | None = None
-    idempotency_key: str | None = None
-
-
-@strawberry.input
-class RescheduleDeliveryInput:
-    id: strawberry.ID
-    date: date | None = strawberry.field(
-        default=None, description="New day (default: unchanged window's day)."
+    signature_name: str | None = strawberry.field(
+        default=None, description="The name of the person who signed for it."
     )
-    time_window: TimeWindowInput | None = None
-    idempotency_key: str | None = None
+    photo_reference: str | None = strawberry.field(
+        default=None, description="The driver's system's reference to a photo of the drop-off."
+    )
+    pin: str | None = strawberry.field(
+        default=None, description="The PIN the recipient gave the driver."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Cancel one delivery.")
+class CancelDeliveryInput:
+    id: strawberry.ID = strawberry.field(description=_ID)
+    reason: str | None = strawberry.field(
+        default=None,
+        description="Why, in your words; shown as the CANCELLED event's `reason`.",
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
+
+
+@strawberry.input(description="Move a delivery to another day or time window.")
+class RescheduleDeliveryInput:
+    id: strawberry.ID = strawberry.field(description=_ID)
+    date: date | None = strawberry.field(
+        default=None,
+        description=f"New day, today to {service.BOOKING_HORIZON_DAYS} days ahead in the "
+        "area's time zone; default: the "
+        "day of `timeWindow` if given, else the next day.",
+    )
+    time_window: TimeWindowInput | None = strawberry.field(
+        default=None, description="New window; absent: the whole delivery day."
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
+
+
+@strawberry.input(description="Correct the recipient of one delivery.")
 class UpdateDeliveryRecipientInput:
-    id: strawberry.ID
-    recipient: RecipientInput
-    idempotency_key: str | None = None
+    id: strawberry.ID = strawberry.field(description=_ID)
+    recipient: RecipientInput = strawberry.field(
+        description="The whole recipient: fields left out are cleared."
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
 
 
-@strawberry.input
+@strawberry.input(description="Operator: the van has left the depot with this parcel.")
 class StartDeliveryInput:
-    id: strawberry.ID
-    location: LocationInput | None = None
-    idempotency_key: str | None = None
+    id: strawberry.ID = strawberry.field(description=_ID)
+    location: LocationInput | None = strawberry.field(default=None, description=_LOCATION)
+    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
 
 
-@strawberry.input
+@strawberry.input(description="Operator: the parcel was handed over.")
 class CompleteDeliveryInput:
-    id: strawberry.ID
-    proof: ProofInput
-    location: LocationInput | None = None
-    idempotency_key: str | None = None
+    id: strawberry.ID = strawberry.field(description=_ID)
+    proof: ProofInput = strawberry.field(description="Proof of delivery; at least one field.")
+    location: LocationInput | None = strawberry.field(default=None, description=_LOCATION)
+    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
 
 
-@strawberry.input
+@strawberry.input(description="Operator: an attempt to hand the parcel over failed.")
 class FailDeliveryAttemptInput:
-    id: strawberry.ID
-    reason: FailureReason  # type: ignore[valid-type]
-    note: str | None = None
-    location: LocationInput | None = None
-    idempotency_key: str | None = None
+    id: strawberry.ID = strawberry.field(description=_ID)
+    reason: FailureReason = strawberry.field(  # type: ignore[valid-type]
+        description="Why it failed; shown as the FAILED event's `reason`."
+    )
+    note: str | None = strawberry.field(
+        default=None, description="The driver's note; shown as the FAILED event's `detail`."
+    )
+    location: LocationInput | None = strawberry.field(default=None, description=_LOCATION)
+    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
 
 
-@strawberry.input
+@strawberry.input(description="Operator: a parcel whose last attempt failed is back at the depot.")
 class ReturnDeliveryInput:
-    id: strawberry.ID
-    location: LocationInput | None = None
-    idempotency_key: str | None = None
+    id: strawberry.ID = strawberry.field(description=_ID)
+    location: LocationInput | None = strawberry.field(default=None, description=_LOCATION)
+    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
 
 
-@strawberry.input
+@strawberry.input(description="Sandbox: play a test delivery to an outcome.")
 class SimulateDeliveryInput:
-    id: strawberry.ID
-    outcome: SimulatedOutcome
-    failure_reason: FailureReason | None = None  # type: ignore[valid-type]
-    idempotency_key: str | None = None
+    id: strawberry.ID = strawberry.field(description="The sandbox delivery's id.")
+    outcome: SimulatedOutcome = strawberry.field(description="How the attempt ends.")
+    failure_reason: FailureReason | None = strawberry.field(  # type: ignore[valid-type]
+        default=None,
+        description="For outcome FAILED: why; default RECIPIENT_ABSENT. Ignored otherwise.",
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
 
 
-@strawberry.type
+@strawberry.type(description="The result of a change to one delivery.")
 class DeliveryPayload:
-    delivery: Delivery | None
-    user_errors: list[UserError]
+    delivery: Delivery | None = strawberry.field(
+        description="The delivery after the change; null when it was rejected."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why the change was rejected (nothing was changed); empty on success."
+    )
 
 
 Change = Callable[[Session, DeliveryRow, datetime], DeliveryRow]
@@ -181,10 +236,15 @@ def _location(value: LocationInput | None) -> lifecycle.Location | None:
 class LifecycleMutations:
     @strawberry.mutation(
         permission_classes=[WriteDeliveries],
-        description="Cancel a delivery until its van leaves. Free while BOOKED; once PLANNED "
-        "it records one `cancellations` usage event.",
+        description="Cancel a delivery while BOOKED or PLANNED (until its van leaves). It "
+        "records a `cancellations` usage event, and once PLANNED also a `late_cancellations` "
+        "one; your plan says what each costs.",
     )
-    def cancel_delivery(self, info: strawberry.Info, input: CancelDeliveryInput) -> DeliveryPayload:
+    def cancel_delivery(
+        self,
+        info: strawberry.Info,
+        input: Annotated[CancelDeliveryInput, strawberry.argument(description="What to cancel.")],
+    ) -> DeliveryPayload:
         return _apply(
             info,
             "cancelDelivery",
@@ -198,7 +258,11 @@ class LifecycleMutations:
         "delivery leaves its route and is planned again.",
     )
     def reschedule_delivery(
-        self, info: strawberry.Info, input: RescheduleDeliveryInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            RescheduleDeliveryInput, strawberry.argument(description="What to move, and where to.")
+        ],
     ) -> DeliveryPayload:
         window = (input.time_window.start, input.time_window.end) if input.time_window else None
         return _apply(
@@ -213,7 +277,12 @@ class LifecycleMutations:
         description="Correct the recipient's name or contact until the parcel is handed over.",
     )
     def update_delivery_recipient(
-        self, info: strawberry.Info, input: UpdateDeliveryRecipientInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            UpdateDeliveryRecipientInput,
+            strawberry.argument(description="The delivery and its corrected recipient."),
+        ],
     ) -> DeliveryPayload:
         recipient = service.Recipient(
             name=input.recipient.name, phone=input.recipient.phone, email=input.recipient.email
@@ -226,9 +295,17 @@ class LifecycleMutations:
         )
 
     @strawberry.mutation(
-        permission_classes=[Operator], description="The van has left with this parcel."
+        permission_classes=[Operator],
+        description="Operator only: the van has left with this parcel (PLANNED to "
+        "OUT_FOR_DELIVERY).",
     )
-    def start_delivery(self, info: strawberry.Info, input: StartDeliveryInput) -> DeliveryPayload:
+    def start_delivery(
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            StartDeliveryInput, strawberry.argument(description="The delivery that left.")
+        ],
+    ) -> DeliveryPayload:
         return _apply(
             info,
             "startDelivery",
@@ -237,9 +314,17 @@ class LifecycleMutations:
             as_operator=True,
         )
 
-    @strawberry.mutation(permission_classes=[Operator], description="Handed over, with proof.")
+    @strawberry.mutation(
+        permission_classes=[Operator],
+        description="Operator only: handed over, with proof (OUT_FOR_DELIVERY to DELIVERED).",
+    )
     def complete_delivery(
-        self, info: strawberry.Info, input: CompleteDeliveryInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            CompleteDeliveryInput,
+            strawberry.argument(description="The delivery handed over, and the proof."),
+        ],
     ) -> DeliveryPayload:
         proof = lifecycle.Proof(
             signature_name=input.proof.signature_name,
@@ -258,11 +343,17 @@ class LifecycleMutations:
 
     @strawberry.mutation(
         permission_classes=[Operator],
-        description=f"An attempt failed. The delivery is re-attempted the next delivery day, "
+        description="Operator only: an attempt failed (OUT_FOR_DELIVERY to FAILED). The "
+        "delivery is re-attempted the next day (BOOKED again), "
         f"up to {lifecycle.MAX_ATTEMPTS} attempts; then it goes back to the depot.",
     )
     def fail_delivery_attempt(
-        self, info: strawberry.Info, input: FailDeliveryAttemptInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            FailDeliveryAttemptInput,
+            strawberry.argument(description="The delivery and why its attempt failed."),
+        ],
     ) -> DeliveryPayload:
         return _apply(
             info,
@@ -275,9 +366,17 @@ class LifecycleMutations:
         )
 
     @strawberry.mutation(
-        permission_classes=[Operator], description="A failed parcel is back at the depot."
+        permission_classes=[Operator],
+        description="Operator only: a parcel whose last attempt failed is back at the depot "
+        "(FAILED to RETURNED).",
     )
-    def return_delivery(self, info: strawberry.Info, input: ReturnDeliveryInput) -> DeliveryPayload:
+    def return_delivery(
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            ReturnDeliveryInput, strawberry.argument(description="The delivery back at the depot.")
+        ],
+    ) -> DeliveryPayload:
         return _apply(
             info,
             "returnDelivery",
@@ -294,7 +393,12 @@ class LifecycleMutations:
         "the chosen outcome, emitting the same events and webhooks as a real one.",
     )
     def simulate_delivery(
-        self, info: strawberry.Info, input: SimulateDeliveryInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            SimulateDeliveryInput,
+            strawberry.argument(description="The sandbox delivery and its outcome."),
+        ],
     ) -> DeliveryPayload:
         if not context_of(info).token.sandbox:
             return DeliveryPayload(
@@ -307,7 +411,7 @@ class LifecycleMutations:
                     )
                 ],
             )
-        outcome = lifecycle.DeliveryStatus(input.outcome.value)
+        outcome = lifecycle.DeliveryStatus(input.outcome.name)  # names are the values
         reason = input.failure_reason or lifecycle.FailureReason.RECIPIENT_ABSENT
         return _apply(
             info,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 import strawberry
 from sqlmodel import col, select
 
 from services.api.deliveries.errors import UserErrorCode as Code
 from services.api.graphql.context import context_of
+from services.api.graphql.enums import describe_values
 from services.api.graphql.errors import UserError
 from services.api.graphql.permissions import Operator
 from services.core import areas
@@ -18,34 +20,63 @@ from services.core.models import PlanRunStatus as DomainPlanRunStatus
 from services.core.models import ServiceArea
 from services.planner import runs, tasks
 
-PlanRunStatus = strawberry.enum(
-    DomainPlanRunStatus, name="PlanRunStatus", description="Where a plan run is."
+PlanRunStatus = describe_values(
+    strawberry.enum(
+        DomainPlanRunStatus,
+        name="PlanRunStatus",
+        description="Where a plan run is. DONE and FAILED are final.",
+    ),
+    {
+        "QUEUED": "Waiting for a worker to pick it up.",
+        "SOLVING": "A worker is solving it; `bestCostMinor` shows progress.",
+        "DONE": "Solved: its routes are written and the deliveries it fitted are PLANNED.",
+        "FAILED": "It stopped with an error (see `error`); no routes were written.",
+    },
 )
 
 
 @strawberry.type(description="One solve of an area's open deliveries for a day, and its outcome.")
 class PlanRun:
     id: strawberry.ID = strawberry.field(description="The plan run's id.")
-    service_area: str = strawberry.field(description="Area code.")
-    date: date = strawberry.field(description="The delivery day planned.")
-    status: PlanRunStatus = strawberry.field(description="QUEUED, SOLVING, DONE or FAILED.")  # type: ignore[valid-type]
-    trigger: str = strawberry.field(description='What started it: "wave 18:00", "cli", "api".')
-    requested_at: datetime = strawberry.field(description="When it was asked for.")
-    started_at: datetime | None = strawberry.field(description="When solving began.")
-    finished_at: datetime | None = strawberry.field(description="When it ended.")
-    time_limit_seconds: float = strawberry.field(description="The solver's budget.")
-    deliveries_considered: int = strawberry.field(description="Open deliveries it tried to plan.")
-    deliveries_planned: int = strawberry.field(description="Deliveries now on a route.")
+    service_area: str = strawberry.field(description='The service area\'s code, e.g. "demo".')
+    date: date = strawberry.field(description="The delivery day planned, in the area's time zone.")
+    status: PlanRunStatus = strawberry.field(description="Where the run is.")  # type: ignore[valid-type]
+    trigger: str = strawberry.field(
+        description='What started it: "wave HH:MM" (the area\'s scheduled cut-off), "cli" or "api".'
+    )
+    requested_at: datetime = strawberry.field(description="When it was asked for, in UTC.")
+    started_at: datetime | None = strawberry.field(
+        description="When solving began, in UTC; null while QUEUED."
+    )
+    finished_at: datetime | None = strawberry.field(
+        description="When it ended (DONE or FAILED), in UTC; null until then."
+    )
+    time_limit_seconds: float = strawberry.field(
+        description="The solver's time budget, in seconds."
+    )
+    deliveries_considered: int = strawberry.field(
+        description="Open deliveries of the area's day it tried to plan; 0 while QUEUED."
+    )
+    deliveries_planned: int = strawberry.field(
+        description="Deliveries it put on a route; 0 until DONE."
+    )
     deliveries_unplanned: int = strawberry.field(
-        description="Deliveries left BOOKED, each with its reason, for the next run."
+        description="Deliveries left BOOKED, each with its `unplannedReason`, for the next "
+        "run; 0 until DONE."
     )
-    routes: int = strawberry.field(description="Routes written.")
-    distance_km: float = strawberry.field(description="Total distance of its routes.")
-    cost_minor: int = strawberry.field(description="Total cost of its routes, minor units.")
+    routes: int = strawberry.field(description="Routes written; 0 until DONE.")
+    distance_km: float = strawberry.field(
+        description="Total driving distance of its routes, in kilometres; 0 until DONE."
+    )
+    cost_minor: int = strawberry.field(
+        description="Total cost of its routes (fixed cost, distance and driver time), in "
+        "minor units of the area's currency (e.g. cents); 0 until DONE."
+    )
     best_cost_minor: int | None = strawberry.field(
-        description="Best cost found so far while SOLVING (progress)."
+        description="Best cost found so far while SOLVING (progress), in the same units; "
+        "equals `costMinor` once DONE; null before the solver reports one."
     )
-    error: str | None = strawberry.field(description="Why it FAILED.")
+    error: str | None = strawberry.field(description="Why it FAILED; null otherwise.")
 
     @classmethod
     def from_row(cls, row: PlanRunRow, area_code: str) -> PlanRun:
@@ -72,23 +103,33 @@ class PlanRun:
 
 @strawberry.input(description="Plan an area's day now, in the background.")
 class PlanAreaInput:
-    service_area: str = strawberry.field(description="Area code.")
+    service_area: str = strawberry.field(description='The service area\'s code, e.g. "demo".')
     date: date | None = strawberry.field(
         default=None, description="Delivery day (default: tomorrow in the area's time zone)."
     )
-    time_limit_seconds: float = strawberry.field(default=10.0, description="Solver budget.")
+    time_limit_seconds: float = strawberry.field(
+        default=10.0, description="The solver's time budget, in seconds: more than 0, at most 600."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The result of asking for a plan run.")
 class PlanAreaPayload:
-    plan_run: PlanRun | None = strawberry.field(description="The queued run; poll it for progress.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was queued.")
+    plan_run: PlanRun | None = strawberry.field(
+        description="The queued run; poll `planRun(id)` for progress. Null when rejected."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why nothing was queued; empty on success."
+    )
 
 
 @strawberry.type
 class PlanningQueries:
     @strawberry.field(permission_classes=[Operator], description="One plan run, with its progress.")
-    def plan_run(self, info: strawberry.Info, id: strawberry.ID) -> PlanRun | None:
+    def plan_run(
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The plan run's id.")],
+    ) -> PlanRun | None:
         session = context_of(info).session
         found = session.exec(
             select(PlanRunRow, ServiceArea.code)
@@ -100,7 +141,19 @@ class PlanningQueries:
     @strawberry.field(
         permission_classes=[Operator], description="An area's most recent plan runs, newest first."
     )
-    def plan_runs(self, info: strawberry.Info, service_area: str, first: int = 20) -> list[PlanRun]:
+    def plan_runs(
+        self,
+        info: strawberry.Info,
+        service_area: Annotated[
+            str,
+            strawberry.argument(
+                description="The service area's code; an unknown code gives an empty list."
+            ),
+        ],
+        first: Annotated[
+            int, strawberry.argument(description="How many runs, 1 to 100 (clamped).")
+        ] = 20,
+    ) -> list[PlanRun]:
         session = context_of(info).session
         area = areas.get_area(session, service_area)
         if area is None:
@@ -120,7 +173,13 @@ class PlanningMutations:
         permission_classes=[Operator],
         description="Queue a plan run for an area's day; a worker solves it and reports progress.",
     )
-    def plan_area(self, info: strawberry.Info, input: PlanAreaInput) -> PlanAreaPayload:
+    def plan_area(
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            PlanAreaInput, strawberry.argument(description="The area, day and time budget.")
+        ],
+    ) -> PlanAreaPayload:
         ctx = context_of(info)
         area = areas.get_area(ctx.session, input.service_area)
         if area is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 import strawberry
 
@@ -18,19 +19,28 @@ from services.core.models import Quote as QuoteRow
 
 @strawberry.type(description="An amount of money in a currency.")
 class Money:
-    amount: str = strawberry.field(description="Decimal string with the currency's digits.")
-    currency: str = strawberry.field(description="ISO 4217 code.")
+    amount: str = strawberry.field(
+        description='Decimal string with exactly the currency\'s minor-unit digits, e.g. "2.50" '
+        'in USD, "250" in JPY; never a binary float.'
+    )
+    currency: str = strawberry.field(description='ISO 4217 code, e.g. "USD".')
 
 
 @strawberry.type(description="A held price and the windows open for one parcel to one drop-off.")
 class Quote:
     id: strawberry.ID = strawberry.field(description="Pass it as `quoteId` when booking.")
-    price: Money = strawberry.field(description="What the booking will be billed.")
-    date: date = strawberry.field(description="The delivery day quoted.")
-    time_windows: list[TimeWindow] = strawberry.field(
-        description="Two-hour windows with room left; book one of them (or none: any time)."
+    price: Money = strawberry.field(
+        description="What a booking with this quote will be billed: what it adds to this "
+        "month's invoice under your plan, minimum commitment left out."
     )
-    expires_at: datetime = strawberry.field(description="Book before this, or ask again.")
+    date: date = strawberry.field(description="The delivery day quoted, in the area's time zone.")
+    time_windows: list[TimeWindow] = strawberry.field(
+        description="Two-hour windows with room left, in UTC, ending more than an hour from "
+        "now; book one of them (or none: any time that day). May be empty."
+    )
+    expires_at: datetime = strawberry.field(
+        description="When the quote lapses (UTC): book before this, or ask again."
+    )
 
     @classmethod
     def from_row(cls, row: QuoteRow) -> Quote:
@@ -53,17 +63,27 @@ class Quote:
 @strawberry.input(description="The parcel and drop-off to price.")
 class CreateQuoteInput:
     service_area: str = strawberry.field(description='Service area code, e.g. "demo".')
-    dropoff: DropoffInput = strawberry.field(description="Where it goes.")
+    dropoff: DropoffInput = strawberry.field(
+        description="Where it goes; inside the area's bounds (only the coordinates are used)."
+    )
     parcel: ParcelInput = strawberry.field(description="What goes.")
     date: date | None = strawberry.field(
-        default=None, description="Delivery day; default: the next day in the area's time zone."
+        default=None,
+        description=f"Delivery day, today to {service.BOOKING_HORIZON_DAYS} days ahead in the "
+        "area's time zone; default: "
+        "the next day.",
     )
 
 
-@strawberry.type
+@strawberry.type(description="The result of asking for a quote.")
 class CreateQuotePayload:
-    quote: Quote | None = strawberry.field(description="The quote, if one could be made.")
-    user_errors: list[UserError] = strawberry.field(description="Why not.")
+    quote: Quote | None = strawberry.field(
+        description="The quote; null when the input was rejected."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why no quote was made (e.g. your plan does not offer quotes: INVALID); "
+        "empty on success."
+    )
 
 
 @strawberry.type
@@ -73,7 +93,13 @@ class QuoteMutations:
         description=f"Price one delivery and list open windows; held for "
         f"{int(quotes.QUOTE_TTL.total_seconds() // 60)} minutes.",
     )
-    def create_quote(self, info: strawberry.Info, input: CreateQuoteInput) -> CreateQuotePayload:
+    def create_quote(
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            CreateQuoteInput, strawberry.argument(description="The parcel and drop-off to price.")
+        ],
+    ) -> CreateQuotePayload:
         ctx = context_of(info)
         request = quotes.QuoteRequest(
             service_area=input.service_area,

@@ -11,6 +11,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
+from strawberry.types.base import get_object_definition
 from strawberry.types.unset import UNSET, UnsetType
 
 from services.api.graphiql import local_assets
@@ -43,9 +44,23 @@ class RequestTransaction(SchemaExtension):
             session.rollback()
 
 
-Query = merge_types("Query", (DeliveryQueries, BillingQueries, WebhookQueries, PlanningQueries))
-Mutation = merge_types(
+def _root(name: str, description: str, parts: tuple[type, ...]) -> type:
+    """One root type from each feature's fields (`merge_types`), with a description."""
+    merged = merge_types(name, parts)
+    get_object_definition(merged, strict=True).description = description
+    return merged
+
+
+Query = _root(
+    "Query",
+    "Reads. Merchants see only their own data (deliveries:read, billing:read); plan runs "
+    "need the operator scope.",
+    (DeliveryQueries, BillingQueries, WebhookQueries, PlanningQueries),
+)
+Mutation = _root(
     "Mutation",
+    "Changes. A rejected input comes back as `userErrors` in the payload, not as GraphQL "
+    "errors, and writes nothing.",
     (DeliveryMutations, LifecycleMutations, WebhookMutations, PlanningMutations, QuoteMutations),
 )
 
@@ -55,7 +70,7 @@ schema = strawberry.Schema(
     subscription=DeliverySubscriptions,
     # Integrations send the same few documents over and over: validate each once.
     extensions=[
-        ValidationCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
         RequestTransaction,
         QueryLimits,
         QueryCost,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from sqlmodel import col, select
@@ -30,13 +31,21 @@ class DeliveryUpdate:
     delivery_id: strawberry.ID = strawberry.field(description="The delivery that changed.")
     reference: str = strawberry.field(description="Your order reference for it.")
     status: DeliveryStatus = strawberry.field(description="Its status after the change.")  # type: ignore[valid-type]
-    at: datetime = strawberry.field(description="When the change happened.")
+    at: datetime = strawberry.field(description="When the change happened, in UTC.")
     eta: datetime | None = strawberry.field(
-        description="The current estimated arrival, if planned."
+        description="The delivery's estimated arrival now (not at the change), in UTC; null "
+        "while it is on no route."
     )
-    detail: str | None = strawberry.field(description="What happened, in words.")
-    reason: str | None = strawberry.field(description="Normalised failure or cancellation reason.")
-    location: Location | None = strawberry.field(description="Where it happened, if reported.")
+    detail: str | None = strawberry.field(
+        description="What happened, in English, for people; null when there is nothing to add."
+    )
+    reason: str | None = strawberry.field(
+        description="For FAILED, a FailureReason value; for CANCELLED, the reason given to "
+        "cancelDelivery; otherwise null."
+    )
+    location: Location | None = strawberry.field(
+        description="Where it happened, when the driver's device reported it; else null."
+    )
 
 
 def _after(
@@ -83,14 +92,21 @@ def _newest(tenant_id: str) -> str:
     return newest or ""
 
 
-@strawberry.type
+@strawberry.type(description="Live updates over WebSocket (graphql-transport-ws at /graphql).")
 class DeliverySubscriptions:
     @strawberry.subscription(
         permission_classes=[ReadDeliveries],
         description="Every change to your deliveries from now on (or to one delivery).",
     )
     async def delivery_updates(
-        self, info: strawberry.Info, delivery_id: strawberry.ID | None = None
+        self,
+        info: strawberry.Info,
+        delivery_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Only this delivery's updates; absent: all of your deliveries'."
+            ),
+        ] = None,
     ) -> AsyncGenerator[DeliveryUpdate, None]:
         tenant_id = context_of(info).tenant_id
         only = str(delivery_id) if delivery_id is not None else None

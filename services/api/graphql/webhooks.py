@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlmodel import Session
@@ -16,6 +16,7 @@ from strawberry.scalars import JSON
 
 from services.api.deliveries.errors import UserErrors
 from services.api.graphql.context import context_of
+from services.api.graphql.enums import describe_values
 from services.api.graphql.errors import UserError
 from services.api.graphql.permissions import ReadDeliveries, WriteDeliveries
 from services.api.graphql.relay import PageInfo, decode_cursor, encode_cursor, page_size
@@ -23,36 +24,60 @@ from services.api.webhooks import service
 from services.api.webhooks.events import EVENT_TYPES
 from services.core import models
 
-WebhookMessageStatus = strawberry.enum(
-    models.WebhookMessageStatus,
-    name="WebhookMessageStatus",
-    description="PENDING: not attempted yet; FAILED: the last attempt failed and a retry "
-    "is scheduled; DELIVERED: acknowledged with a 2xx; DEAD: given up on (replayable).",
+WebhookMessageStatus = describe_values(
+    strawberry.enum(
+        models.WebhookMessageStatus,
+        name="WebhookMessageStatus",
+        description="Where a webhook message is in its delivery. Stable: clients may branch "
+        "on these values.",
+    ),
+    {
+        "PENDING": "Not attempted yet (or replayed and not attempted since).",
+        "FAILED": "The last attempt failed; the next one is due at `nextAttemptAt`.",
+        "DELIVERED": "Your endpoint acknowledged it with a 2xx.",
+        "DEAD": "Given up on: retries exhausted, or the endpoint was disabled or deleted; "
+        "replay it with replayWebhookMessage.",
+    },
 )
+
+_ENDPOINT_ID = "The webhook endpoint's id."
+_FIRST = "Page size, 0 to 100; default 50."
+_AFTER = "Start after this cursor (the previous page's `endCursor`); absent: from the beginning."
+_ENDPOINT_RESULT = "The endpoint after the change; null when it was rejected."
+_USER_ERRORS = "Why the change was rejected (nothing was changed); empty on success."
 
 
 @strawberry.type(description="An event type you can subscribe to.")
 class WebhookEventType:
     name: str = strawberry.field(description='As in the payload\'s "type", e.g. delivery.booked.')
-    description: str
+    description: str = strawberry.field(description="When it is sent, in English.")
 
 
 @strawberry.type(description="Where we POST the events you subscribed to.")
 class WebhookEndpoint:
-    id: strawberry.ID
-    url: str
-    event_types: list[str]
-    enabled: bool
+    id: strawberry.ID = strawberry.field(description=_ENDPOINT_ID)
+    url: str = strawberry.field(description="Where we POST the events.")
+    event_types: list[str] = strawberry.field(
+        description="The event types it receives, each listed once (see `webhookEventTypes`)."
+    )
+    enabled: bool = strawberry.field(
+        description="Whether new events are sent to it; false once disabled, by you or after "
+        "three days of failures."
+    )
     disabled_reason: str | None = strawberry.field(
-        description="Why it stopped receiving events; null while enabled."
+        description="Why it stopped receiving events (e.g. its last failure); null while enabled."
     )
-    disabled_at: datetime | None
+    disabled_at: datetime | None = strawberry.field(
+        description="When it was disabled, in UTC; null while enabled."
+    )
     previous_secret_expires_at: datetime | None = strawberry.field(
-        description="Until then deliveries are also signed with the secret before the last "
-        "rotation."
+        description="Until then (UTC) deliveries are also signed with the secret before the "
+        "last rotation; null before any rotation and after one with `overlapHours: 0`."
     )
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = strawberry.field(description="When it was created, in UTC.")
+    updated_at: datetime = strawberry.field(
+        description="When it was last changed (URL, event types, state or secret), in UTC."
+    )
 
     @classmethod
     def from_row(cls, row: models.WebhookEndpoint) -> WebhookEndpoint:
@@ -71,28 +96,46 @@ class WebhookEndpoint:
 
 @strawberry.type(description="One HTTP request made to deliver a message.")
 class WebhookAttempt:
-    id: strawberry.ID
-    at: datetime
-    url: str
-    status_code: int | None = strawberry.field(description="Null when no response came back.")
+    id: strawberry.ID = strawberry.field(description="The attempt's id.")
+    at: datetime = strawberry.field(description="When the request was made, in UTC.")
+    url: str = strawberry.field(description="The URL it was sent to (the endpoint's at the time).")
+    status_code: int | None = strawberry.field(
+        description="Your endpoint's HTTP status; null when no response came back."
+    )
     response_excerpt: str | None = strawberry.field(
         description="The start of your response body (1 KiB at most)."
     )
-    error: str | None = strawberry.field(description="Timeouts, refused connections and the like.")
-    duration_ms: int
+    error: str | None = strawberry.field(
+        description="Why no response came back (a timeout, a refused connection and the like); "
+        "null when one did."
+    )
+    duration_ms: int = strawberry.field(description="How long the request took, in milliseconds.")
 
 
 @strawberry.type(description="One event owed to one endpoint, and every attempt to deliver it.")
 class WebhookMessage:
     id: strawberry.ID = strawberry.field(description="Sent as the webhook-id header.")
-    endpoint_id: strawberry.ID
-    event_id: strawberry.ID = strawberry.field(description='The payload\'s "id".')
-    event_type: str
-    status: WebhookMessageStatus  # type: ignore[valid-type]
+    endpoint_id: strawberry.ID = strawberry.field(description="The endpoint it is owed to.")
+    event_id: strawberry.ID = strawberry.field(
+        description="The event's id, the payload's \"id\"; shared by every endpoint's message "
+        "for the same event."
+    )
+    event_type: str = strawberry.field(
+        description='The payload\'s "type", e.g. delivery.delivered.'
+    )
+    status: WebhookMessageStatus = strawberry.field(  # type: ignore[valid-type]
+        description="Where the message is in its delivery."
+    )
     attempt_count: int = strawberry.field(description="Attempts since created or last replayed.")
-    next_attempt_at: datetime | None
-    delivered_at: datetime | None
-    created_at: datetime
+    next_attempt_at: datetime | None = strawberry.field(
+        description="When the next attempt is due, in UTC; null once DELIVERED or DEAD."
+    )
+    delivered_at: datetime | None = strawberry.field(
+        description="When your endpoint acknowledged it, in UTC; null unless DELIVERED."
+    )
+    created_at: datetime = strawberry.field(
+        description="When the event was queued for this endpoint, in UTC."
+    )
     payload: JSON = strawberry.field(description="The JSON body we POST.")  # type: ignore[valid-type]
     _row: strawberry.Private[models.WebhookMessage]
 
@@ -129,79 +172,104 @@ class WebhookMessage:
         )
 
 
-@strawberry.type
+@strawberry.type(description="One webhook endpoint in a page of endpoints.")
 class WebhookEndpointEdge:
-    cursor: str
-    node: WebhookEndpoint
+    cursor: str = strawberry.field(
+        description="Opaque position of this endpoint in the list; pass it as `after`."
+    )
+    node: WebhookEndpoint = strawberry.field(description="The endpoint.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of webhook endpoints, oldest first.")
 class WebhookEndpointConnection:
-    edges: list[WebhookEndpointEdge]
-    page_info: PageInfo
+    edges: list[WebhookEndpointEdge] = strawberry.field(
+        description="The page's endpoints, in order."
+    )
+    page_info: PageInfo = strawberry.field(description="Where the page stands in the list.")
 
 
-@strawberry.type
+@strawberry.type(description="One webhook message in a page of messages.")
 class WebhookMessageEdge:
-    cursor: str
-    node: WebhookMessage
+    cursor: str = strawberry.field(
+        description="Opaque position of this message in the list; pass it as `after`."
+    )
+    node: WebhookMessage = strawberry.field(description="The message.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of webhook messages, newest first.")
 class WebhookMessageConnection:
-    edges: list[WebhookMessageEdge]
-    page_info: PageInfo
+    edges: list[WebhookMessageEdge] = strawberry.field(description="The page's messages, in order.")
+    page_info: PageInfo = strawberry.field(description="Where the page stands in the list.")
 
 
-@strawberry.input
+@strawberry.input(description="A new webhook endpoint.")
 class CreateWebhookEndpointInput:
     url: str = strawberry.field(
-        description="https:// URL; plain http only for localhost and 127.0.0.1."
+        description="Absolute https:// URL without credentials, at most "
+        f"{service.MAX_URL_LENGTH} characters; "
+        "plain http only for localhost, 127.0.0.1 and [::1]."
     )
-    event_types: list[str] = strawberry.field(description="See `webhookEventTypes`.")
+    event_types: list[str] = strawberry.field(
+        description="At least one, each from `webhookEventTypes`; duplicates are ignored."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Changes to a webhook endpoint.")
 class UpdateWebhookEndpointInput:
-    id: strawberry.ID
-    url: str | None = strawberry.field(default=None, description="Absent: unchanged.")
-    event_types: list[str] | None = strawberry.field(default=None, description="Absent: unchanged.")
+    id: strawberry.ID = strawberry.field(description=_ENDPOINT_ID)
+    url: str | None = strawberry.field(
+        default=None, description="New URL, with the same rules as at creation; absent: unchanged."
+    )
+    event_types: list[str] | None = strawberry.field(
+        default=None, description="The new, complete list of event types; absent: unchanged."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The result of creating a webhook endpoint.")
 class CreateWebhookEndpointPayload:
-    webhook_endpoint: WebhookEndpoint | None
-    secret: str | None = strawberry.field(
-        description="The signing secret (whsec_...). Shown only here: store it now."
+    webhook_endpoint: WebhookEndpoint | None = strawberry.field(
+        description="The new endpoint; null when the input was rejected."
     )
-    user_errors: list[UserError]
+    secret: str | None = strawberry.field(
+        description="The signing secret (whsec_...). Shown only here: store it now. Null when "
+        "the input was rejected."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why the input was rejected (nothing was created); empty on success."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The result of a change to a webhook endpoint.")
 class WebhookEndpointPayload:
-    webhook_endpoint: WebhookEndpoint | None
-    user_errors: list[UserError]
+    webhook_endpoint: WebhookEndpoint | None = strawberry.field(description=_ENDPOINT_RESULT)
+    user_errors: list[UserError] = strawberry.field(description=_USER_ERRORS)
 
 
-@strawberry.type
+@strawberry.type(description="The result of deleting a webhook endpoint.")
 class DeleteWebhookEndpointPayload:
-    deleted_webhook_endpoint_id: strawberry.ID | None
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class RotateWebhookSecretPayload:
-    webhook_endpoint: WebhookEndpoint | None
-    secret: str | None = strawberry.field(
-        description="The new signing secret. Shown only here: store it now."
+    deleted_webhook_endpoint_id: strawberry.ID | None = strawberry.field(
+        description="The deleted endpoint's id; null when it was rejected."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(description=_USER_ERRORS)
 
 
-@strawberry.type
+@strawberry.type(description="The result of rotating a webhook endpoint's secret.")
+class RotateWebhookSecretPayload:
+    webhook_endpoint: WebhookEndpoint | None = strawberry.field(description=_ENDPOINT_RESULT)
+    secret: str | None = strawberry.field(
+        description="The new signing secret. Shown only here: store it now. Null when rejected."
+    )
+    user_errors: list[UserError] = strawberry.field(description=_USER_ERRORS)
+
+
+@strawberry.type(description="The result of replaying a webhook message.")
 class ReplayWebhookMessagePayload:
-    webhook_message: WebhookMessage | None
-    user_errors: list[UserError]
+    webhook_message: WebhookMessage | None = strawberry.field(
+        description="The message, PENDING again; null when the replay was rejected."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why the replay was rejected; empty on success."
+    )
 
 
 def _errors(rejected: UserErrors) -> list[UserError]:
@@ -227,7 +295,11 @@ class WebhookQueries:
         permission_classes=[ReadDeliveries],
         description="One of your webhook endpoints; null if it does not exist or is not yours.",
     )
-    def webhook_endpoint(self, info: strawberry.Info, id: strawberry.ID) -> WebhookEndpoint | None:
+    def webhook_endpoint(
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description=_ENDPOINT_ID)],
+    ) -> WebhookEndpoint | None:
         ctx = context_of(info)
         row = service.find_endpoint(ctx.session, ctx.tenant_id, str(id))
         return WebhookEndpoint.from_row(row) if row else None
@@ -237,7 +309,10 @@ class WebhookQueries:
         description="Your webhook endpoints, oldest first. `first` is at most 100 (default 50).",
     )
     def webhook_endpoints(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+        self,
+        info: strawberry.Info,
+        first: Annotated[int | None, strawberry.argument(description=_FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
     ) -> WebhookEndpointConnection:
         ctx = context_of(info)
         size = page_size(first)
@@ -261,10 +336,16 @@ class WebhookQueries:
     def webhook_messages(
         self,
         info: strawberry.Info,
-        endpoint_id: strawberry.ID | None = None,
-        first: int | None = None,
-        after: str | None = None,
-        status: WebhookMessageStatus | None = None,  # type: ignore[valid-type]
+        endpoint_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Only this endpoint's messages; absent: all."),
+        ] = None,
+        first: Annotated[int | None, strawberry.argument(description=_FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+        status: Annotated[
+            WebhookMessageStatus | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Only messages in this status; absent: all."),
+        ] = None,
     ) -> WebhookMessageConnection:
         ctx = context_of(info)
         size = page_size(first)
@@ -295,7 +376,12 @@ class WebhookMutations:
         description="Register an endpoint for some event types; returns its signing secret once.",
     )
     def create_webhook_endpoint(
-        self, info: strawberry.Info, input: CreateWebhookEndpointInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            CreateWebhookEndpointInput,
+            strawberry.argument(description="Its URL and the event types it receives."),
+        ],
     ) -> CreateWebhookEndpointPayload:
         ctx = context_of(info)
         try:
@@ -314,7 +400,12 @@ class WebhookMutations:
         permission_classes=[WriteDeliveries], description="Change an endpoint's URL or events."
     )
     def update_webhook_endpoint(
-        self, info: strawberry.Info, input: UpdateWebhookEndpointInput
+        self,
+        info: strawberry.Info,
+        input: Annotated[
+            UpdateWebhookEndpointInput,
+            strawberry.argument(description="The endpoint and what to change."),
+        ],
     ) -> WebhookEndpointPayload:
         ctx = context_of(info)
         try:
@@ -332,7 +423,9 @@ class WebhookMutations:
         description="Stop sending to an endpoint for good; messages still waiting are dropped.",
     )
     def delete_webhook_endpoint(
-        self, info: strawberry.Info, id: strawberry.ID
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description=_ENDPOINT_ID)],
     ) -> DeleteWebhookEndpointPayload:
         ctx = context_of(info)
         try:
@@ -349,7 +442,9 @@ class WebhookMutations:
         "record. Messages given up on meanwhile are not resent: replay them.",
     )
     def enable_webhook_endpoint(
-        self, info: strawberry.Info, id: strawberry.ID
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description=_ENDPOINT_ID)],
     ) -> WebhookEndpointPayload:
         return _endpoint_change(info, service.enable_endpoint, id)
 
@@ -358,7 +453,9 @@ class WebhookMutations:
         description="Pause an endpoint; messages still waiting for it are given up on.",
     )
     def disable_webhook_endpoint(
-        self, info: strawberry.Info, id: strawberry.ID
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description=_ENDPOINT_ID)],
     ) -> WebhookEndpointPayload:
         return _endpoint_change(info, service.disable_endpoint, id)
 
@@ -368,7 +465,16 @@ class WebhookMutations:
         "deliveries carry signatures with both the old and the new secret.",
     )
     def rotate_webhook_secret(
-        self, info: strawberry.Info, id: strawberry.ID, overlap_hours: int = 24
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description=_ENDPOINT_ID)],
+        overlap_hours: Annotated[
+            int,
+            strawberry.argument(
+                description="Hours, 0 to 168, during which the old secret still signs too; "
+                "0 retires it at once (use it if the old secret leaked)."
+            ),
+        ] = 24,
     ) -> RotateWebhookSecretPayload:
         ctx = context_of(info)
         try:
@@ -389,7 +495,9 @@ class WebhookMutations:
         "schedule. Earlier attempts stay in its log.",
     )
     def replay_webhook_message(
-        self, info: strawberry.Info, id: strawberry.ID
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The webhook message's id.")],
     ) -> ReplayWebhookMessagePayload:
         ctx = context_of(info)
         try:

@@ -69,9 +69,10 @@ class Subscription(SQLModel, table=True):
 class BillingAccount(SQLModel, table=True):
     """One row per tenant: the lock that serialises closing against late usage.
 
-    Recording usage takes it FOR SHARE, finalizing takes it FOR UPDATE, so a usage
-    event either lands before a period is finalized (and is on its invoice) or sees
-    the period closed (and is billed later). It also holds the gapless counters.
+    A trigger inserts it with the tenant, so it exists before any usage. Recording
+    usage takes it FOR SHARE, finalizing takes it FOR UPDATE, so a usage event either
+    lands before a period is finalized (and is on its invoice) or sees the period
+    closed (and is billed later). It also holds the gapless counters.
     """
 
     __tablename__ = "billing_account"
