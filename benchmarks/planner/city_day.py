@@ -84,8 +84,11 @@ def main() -> None:
 
     made = time.monotonic()
     problem, _ = city_day(args.deliveries, args.vans, args.seed)
-    print(f"generated {args.deliveries} deliveries, {args.vans} vans "
-          f"in {time.monotonic() - made:.1f} s", flush=True)
+    print(
+        f"generated {args.deliveries} deliveries, {args.vans} vans "
+        f"in {time.monotonic() - made:.1f} s",
+        flush=True,
+    )
     began = time.monotonic()
     solution = solve(problem, SolveOptions(time_limit=args.time_limit, workers=args.workers))
     seconds = time.monotonic() - began
@@ -95,11 +98,15 @@ def main() -> None:
     stops = [len(r.visits) for r in solution.routes]
     routed = solution.cost - len(solution.unassigned) * (problem.drop_penalty or 0)
     print(f"solved in {seconds:.1f} s (limit {args.time_limit:.0f} s)")
-    print(f"routes {len(solution.routes)}, stops per route {min(stops, default=0)}-"
-          f"{max(stops, default=0)} (mean {np.mean(stops) if stops else 0:.1f})")
+    print(
+        f"routes {len(solution.routes)}, stops per route {min(stops, default=0)}-"
+        f"{max(stops, default=0)} (mean {np.mean(stops) if stops else 0:.1f})"
+    )
     print(f"unassigned {len(solution.unassigned)} {reasons}")
-    print(f"distance {solution.distance / 1000:.0f} km, route cost {routed / 100_000:.2f} "
-          f"(currency units), total cost with drop penalties {solution.cost}")
+    print(
+        f"distance {solution.distance / 1000:.0f} km, route cost {routed / 100_000:.2f} "
+        f"(currency units), total cost with drop penalties {solution.cost}"
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,11 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix=f"planner-{args.suite}-"))
     out.mkdir(parents=True, exist_ok=True)
 
-    print(f"{'instance':10} {'distance':>10} {'BKS':>10} {'gap %':>7} {'routes':>6} "
-          f"{'seconds':>7}  feasible", flush=True)
+    print(
+        f"{'instance':10} {'distance':>10} {'BKS':>10} {'gap %':>7} {'routes':>6} "
+        f"{'seconds':>7}  feasible",
+        flush=True,
+    )
     rows = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(solve_and_check, p, args.time_limit, out) for p in paths]
@@ -73,16 +76,20 @@ def main() -> None:
             row = future.result()
             rows.append(row)
             gap = "" if row["gap"] is None else f"{row['gap']:.2f}"
-            print(f"{row['instance']:10} {row['distance']:>10.1f} {row['bks'] or '':>10} "
-                  f"{gap:>7} {row['routes']:>6} {row['seconds']:>7.2f}  "
-                  f"{'yes' if row['feasible'] else 'NO ' + '; '.join(row['errors'])}",
-                  flush=True)
+            print(
+                f"{row['instance']:10} {row['distance']:>10.1f} {row['bks'] or '':>10} "
+                f"{gap:>7} {row['routes']:>6} {row['seconds']:>7.2f}  "
+                f"{'yes' if row['feasible'] else 'NO ' + '; '.join(row['errors'])}",
+                flush=True,
+            )
     feasible = [r for r in rows if r["feasible"]]
     gaps = [float(r["gap"]) for r in feasible if r["gap"] is not None]
-    print(f"\n{len(feasible)}/{len(rows)} feasible (checked); "
-          f"mean gap over feasible {statistics.mean(gaps) if gaps else float('nan'):.2f}%; "
-          f"mean seconds {statistics.mean(float(r['seconds']) for r in rows):.2f}; "
-          f"plans in {out}")
+    print(
+        f"\n{len(feasible)}/{len(rows)} feasible (checked); "
+        f"mean gap over feasible {statistics.mean(gaps) if gaps else float('nan'):.2f}%; "
+        f"mean seconds {statistics.mean(float(r['seconds']) for r in rows):.2f}; "
+        f"plans in {out}"
+    )
 
 
 if __name__ == "__main__":

@@ -274,11 +274,19 @@ def _read_vrp(path: Path):
 
 def test_decomposition_gives_a_complete_feasible_plan() -> None:
     """~1000 jobs cut into pieces solved in parallel processes and stitched together."""
-    vehicles = [van(f"v{k}", (60,), shift=(0, 40_000), breaks=(Break((15_000, 20_000), 600),))
-                for k in range(40)]
-    problem = grid_problem(1000, vehicles, size=10_000, window=(0, 36_000),
-                           window_width=9_000, seed=29, drop_penalty=10**9)
-    solution = solve_decomposed(problem, SolveOptions(time_limit=6.0, workers=2),
-                                piece_size=250)
+    vehicles = [
+        van(f"v{k}", (60,), shift=(0, 40_000), breaks=(Break((15_000, 20_000), 600),))
+        for k in range(40)
+    ]
+    problem = grid_problem(
+        1000,
+        vehicles,
+        size=10_000,
+        window=(0, 36_000),
+        window_width=9_000,
+        seed=29,
+        drop_penalty=10**9,
+    )
+    solution = solve_decomposed(problem, SolveOptions(time_limit=6.0, workers=2), piece_size=250)
     assert_feasible(problem, solution)
     assert not solution.unassigned
