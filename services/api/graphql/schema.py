@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
+from typing import Any
 
+import anyio
 import strawberry
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -11,6 +14,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionResult
 from strawberry.types.base import get_object_definition
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -64,7 +68,20 @@ Mutation = _root(
     (DeliveryMutations, LifecycleMutations, WebhookMutations, PlanningMutations, QuoteMutations),
 )
 
-schema = strawberry.Schema(
+
+class ThreadedSchema(strawberry.Schema):
+    """Runs each HTTP operation in a worker thread.
+
+    Resolvers are synchronous and talk to the database; run inline they would block
+    the event loop, so one API process would serve one request at a time. In a
+    thread, requests overlap their database waits. Subscriptions stay on the loop.
+    """
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        return await anyio.to_thread.run_sync(partial(self.execute_sync, *args, **kwargs))
+
+
+schema = ThreadedSchema(
     query=Query,
     mutation=Mutation,
     subscription=DeliverySubscriptions,
