@@ -11,7 +11,14 @@ from services.core.models import ServiceArea
 
 
 def get_area(session: Session, code: str) -> ServiceArea | None:
-    return session.exec(select(ServiceArea).where(ServiceArea.code == code)).first()
+    """The area with this code, looked up once per session (a bulk booking asks often)."""
+    known: dict[str, ServiceArea] = session.info.setdefault("areas_by_code", {})
+    if code not in known:
+        area = session.exec(select(ServiceArea).where(ServiceArea.code == code)).first()
+        if area is None:
+            return None
+        known[code] = area
+    return known[code]
 
 
 def local_midnight(area: ServiceArea, day: date) -> datetime:

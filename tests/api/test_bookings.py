@@ -212,3 +212,11 @@ def test_idempotency_keys_are_kept_a_week_then_forgotten(client, demo):
     assert purge_idempotency_keys() == 1
     with transaction() as session:
         assert session.exec(select(IdempotencyRecord.key)).all() == ["kept"]
+
+
+def test_a_bulk_call_repeating_a_key_books_once(client, demo):
+    same = booking_input("twice", idempotencyKey="dup")
+    body = graphql(client, merchant_access_token(demo), BOOK_MANY, {"inputs": [same, same]})
+    first, second = body["data"]["bookDeliveries"]["results"]
+    assert first["delivery"]["id"] == second["delivery"]["id"]
+    assert _count(Delivery) == 1 and _count(UsageEvent) == 3

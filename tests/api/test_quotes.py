@@ -137,3 +137,16 @@ def test_quote_input_is_validated(client, token):
     payload = _quote(client, token, dropoff={"lat": 10.0, "lng": 10.0})
     assert payload["quote"] is None
     assert [e["code"] for e in payload["userErrors"]] == ["OUTSIDE_SERVICE_AREA"]
+
+
+def test_one_quote_serves_one_booking_even_within_a_bulk_call(client, token):
+    from tests.factories import BOOK_MANY
+
+    quote = _quote(client, token)["quote"]
+    booking = {"dropoff": DROPOFF, "parcel": PARCEL, "date": quote["date"], "quoteId": quote["id"]}
+    inputs = [booking_input("q-1", **booking), booking_input("q-2", **booking)]
+    results = graphql(client, token, BOOK_MANY, {"inputs": inputs})["data"]["bookDeliveries"][
+        "results"
+    ]
+    assert results[0]["userErrors"] == []
+    assert [e["code"] for e in results[1]["userErrors"]] == ["QUOTE_EXPIRED"]

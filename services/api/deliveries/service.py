@@ -87,10 +87,49 @@ def book(
     Raises UserErrors when the input is rejected, always before writing anything. Sandbox
     bookings are stored like real ones but never planned onto real routes nor billed.
     """
+    [outcome] = book_many(session, tenant_id, [request], now, sandbox)
+    if isinstance(outcome, UserErrors):
+        raise outcome
+    return outcome
+
+
+def book_many(
+    session: Session,
+    tenant_id: str,
+    requests: list[BookingRequest],
+    now: datetime,
+    sandbox: bool = False,
+) -> list[Delivery | UserErrors]:
+    """Book each request on its own terms (a rejected one writes nothing), in one go.
+
+    Every request is checked and its idempotency key claimed first; then all the new
+    deliveries, their first events, their usage and their outbox events are written
+    with one statement per table, which is what makes bulk booking cheap.
+    """
+    outcomes: list[Delivery | UserErrors] = []
+    fresh: dict[str, tuple[Delivery, ServiceArea, Quote | None]] = {}
+    for request in requests:
+        try:
+            outcomes.append(_prepare(session, tenant_id, request, now, sandbox, fresh))
+        except UserErrors as rejected:
+            outcomes.append(rejected)
+    _write(session, tenant_id, list(fresh.values()), now, sandbox)
+    return outcomes
+
+
+def _prepare(
+    session: Session,
+    tenant_id: str,
+    request: BookingRequest,
+    now: datetime,
+    sandbox: bool,
+    fresh: dict[str, tuple[Delivery, ServiceArea, Quote | None]],
+) -> Delivery:
+    """Check one request and claim its key; the new delivery joins `fresh`, unwritten."""
     key = request.idempotency_key
     digest = request.fingerprint()
     if key is not None and (earlier := idempotency.replay(session, tenant_id, key, _OP, digest)):
-        return _replayed(session, earlier)
+        return _replayed(session, earlier, fresh)
     area, day, (window_start, window_end) = _validate(session, request, now)
     quote = None
     if request.quote_id is not None:
@@ -134,25 +173,52 @@ def book(
             session, tenant_id, key, _OP, digest, {"delivery_id": delivery.id}
         )
     ):
-        return _replayed(session, earlier)  # a concurrent request with this key won
-    session.add(delivery)
-    session.add(
-        DeliveryEvent(
-            tenant_id=tenant_id, delivery_id=delivery.id, status=DeliveryStatus.BOOKED, at=now
-        )
-    )
+        return _replayed(session, earlier, fresh)  # a concurrent request with this key won
     if quote is not None:
-        quote.delivery_id = delivery.id
-        session.add(quote)
-    if not sandbox:
-        record_usage(session, _booking_usage(delivery, area, quote))
-    emit(
-        session,
-        "delivery.booked",
-        {"delivery_id": delivery.id, "reference": delivery.reference, "status": "BOOKED"},
-        tenant_id,
-    )
+        # Written at once: the quote must point at a stored delivery before any other
+        # request of this batch reads it.
+        _write(session, tenant_id, [(delivery, area, quote)], now, sandbox)
+    else:
+        fresh[delivery.id] = (delivery, area, None)
     return delivery
+
+
+def _write(
+    session: Session,
+    tenant_id: str,
+    bookings: list[tuple[Delivery, ServiceArea, Quote | None]],
+    now: datetime,
+    sandbox: bool,
+) -> None:
+    """Everything a booking writes, for many bookings at once."""
+    if not bookings:
+        return
+    session.add_all([delivery for delivery, _, _ in bookings])
+    session.add_all(
+        [
+            DeliveryEvent(
+                tenant_id=tenant_id, delivery_id=delivery.id, status=DeliveryStatus.BOOKED, at=now
+            )
+            for delivery, _, _ in bookings
+        ]
+    )
+    session.flush()
+    for delivery, _, quote in bookings:
+        if quote is not None:
+            quote.delivery_id = delivery.id
+            session.add(quote)
+    if not sandbox:
+        record_usage(
+            session,
+            [event for booking in bookings for event in _booking_usage(*booking)],
+        )
+    for delivery, _, _ in bookings:
+        emit(
+            session,
+            "delivery.booked",
+            {"delivery_id": delivery.id, "reference": delivery.reference, "status": "BOOKED"},
+            tenant_id,
+        )
 
 
 def _check_quote(
@@ -203,7 +269,14 @@ def _quote_error(field: tuple[str, ...], message: str, code: UserErrorCode) -> U
     return UserErrors([UserError(field, message, code)])
 
 
-def _replayed(session: Session, earlier: dict[str, str]) -> Delivery:
+def _replayed(
+    session: Session,
+    earlier: dict[str, str],
+    fresh: dict[str, tuple[Delivery, ServiceArea, Quote | None]],
+) -> Delivery:
+    """The delivery an earlier request made: stored, or booked earlier in this batch."""
+    if earlier["delivery_id"] in fresh:
+        return fresh[earlier["delivery_id"]][0]
     delivery = session.get(Delivery, earlier["delivery_id"])
     assert delivery is not None  # deliveries are never deleted
     return delivery

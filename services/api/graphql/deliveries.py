@@ -529,5 +529,21 @@ class DeliveryMutations:
                     )
                 ],
             )
-        results = [_book_one(info, item, ("inputs", str(i))) for i, item in enumerate(inputs)]
+        ctx = context_of(info)
+        outcomes = service.book_many(
+            ctx.session,
+            ctx.tenant_id,
+            [item.to_request() for item in inputs],
+            ctx.now,
+            sandbox=ctx.token.sandbox,
+        )
+        results = [
+            BookDeliveryPayload(
+                delivery=None,
+                user_errors=[UserError.from_domain(e, ("inputs", str(i))) for e in outcome.errors],
+            )
+            if isinstance(outcome, UserErrors)
+            else BookDeliveryPayload(delivery=Delivery.from_row(outcome), user_errors=[])
+            for i, outcome in enumerate(outcomes)
+        ]
         return BookDeliveriesPayload(results=results, user_errors=[])
