@@ -44,3 +44,7 @@ class UserErrors(Exception):
     def __init__(self, errors: list[UserError]):
         super().__init__("; ".join(e.message for e in errors))
         self.errors = errors
+
+    @classmethod
+    def one(cls, field: tuple[str, ...], message: str, code: UserErrorCode) -> UserErrors:
+        return cls([UserError(field, message, code)])

@@ -93,10 +93,13 @@ def load(
         statement = statement.where(Delivery.sandbox == sandbox)
     delivery = session.exec(statement).first()
     if delivery is None:
-        raise UserErrors(
-            [UserError(("id",), f"No delivery {delivery_id!r}.", UserErrorCode.NOT_FOUND)]
-        )
+        raise not_found(delivery_id)
     return delivery
+
+
+def not_found(delivery_id: str) -> UserErrors:
+    """What a missing delivery and another tenant's delivery both look like."""
+    return UserErrors.one(("id",), f"No delivery {delivery_id!r}.", UserErrorCode.NOT_FOUND)
 
 
 def cancel(session: Session, delivery: Delivery, now: datetime, reason: str | None) -> Delivery:

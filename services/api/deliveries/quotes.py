@@ -23,7 +23,7 @@ from decimal import Decimal
 from sqlmodel import Session, col, select
 
 from services.api.deliveries import service
-from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
+from services.api.deliveries.errors import UserErrorCode, UserErrors
 from services.billing.invoicing import period_of, preview
 from services.billing.money import to_minor
 from services.billing.plans import parsed_plan, plans_for_period
@@ -74,7 +74,7 @@ def marginal_price(
     plan_row = plans_for_period(session, period_of(now), [tenant_id]).get(tenant_id)
     plan = parsed_plan(plan_row) if plan_row else None
     if plan is None or plan.charge_for("quoted_amount") is None:
-        raise _error(
+        raise UserErrors.one(
             ("serviceArea",), "Your price plan does not offer quotes.", UserErrorCode.INVALID
         )
     current = preview(session, tenant_id, now)
@@ -139,7 +139,3 @@ def _at(midnight: datetime, moment: time) -> datetime:
 def _hours(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> float:
     overlap = min(a[1], b[1]) - max(a[0], b[0])
     return max(overlap.total_seconds(), 0.0) / 3600
-
-
-def _error(field: tuple[str, ...], message: str, code: UserErrorCode) -> UserErrors:
-    return UserErrors([UserError(field, message, code)])

@@ -237,13 +237,13 @@ def _check_quote(
         select(Quote).where(Quote.id == quote_id, Quote.tenant_id == tenant_id).with_for_update()
     ).first()
     if quote is None:
-        raise _quote_error(("quoteId",), f"No quote {quote_id!r}.", UserErrorCode.NOT_FOUND)
+        raise UserErrors.one(("quoteId",), f"No quote {quote_id!r}.", UserErrorCode.NOT_FOUND)
     if quote.delivery_id is not None:
-        raise _quote_error(
+        raise UserErrors.one(
             ("quoteId",), "This quote was already used.", UserErrorCode.QUOTE_EXPIRED
         )
     if quote.expires_at <= now:
-        raise _quote_error(("quoteId",), "This quote has expired.", UserErrorCode.QUOTE_EXPIRED)
+        raise UserErrors.one(("quoteId",), "This quote has expired.", UserErrorCode.QUOTE_EXPIRED)
     same = (
         quote.area_id == area.id
         and quote.date == day
@@ -252,21 +252,17 @@ def _check_quote(
         and quote.weight_grams == weight_grams
     )
     if not same:
-        raise _quote_error(
+        raise UserErrors.one(
             ("quoteId",),
             "The booking's area, day, drop-off or weight differs from the quote's.",
             UserErrorCode.QUOTE_MISMATCH,
         )
     offered = [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in quote.windows]
     if window is not None and window not in offered:
-        raise _quote_error(
+        raise UserErrors.one(
             ("timeWindow",), "Choose one of the quote's time windows.", UserErrorCode.QUOTE_MISMATCH
         )
     return quote
-
-
-def _quote_error(field: tuple[str, ...], message: str, code: UserErrorCode) -> UserErrors:
-    return UserErrors([UserError(field, message, code)])
 
 
 def _replayed(

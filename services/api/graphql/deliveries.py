@@ -83,6 +83,13 @@ class Location:
     lat: float = strawberry.field(description="Latitude in decimal degrees.")
     lng: float = strawberry.field(description="Longitude in decimal degrees.")
 
+    @classmethod
+    def of_event(cls, row: models.DeliveryEvent) -> Location | None:
+        """Where a tracking event happened, if it was reported."""
+        return (
+            cls(lat=row.lat, lng=row.lng) if row.lat is not None and row.lng is not None else None
+        )
+
 
 @strawberry.type(description="One change of a delivery's status.")
 class TrackingEvent:
@@ -104,13 +111,12 @@ class TrackingEvent:
 
     @classmethod
     def from_row(cls, row: models.DeliveryEvent) -> TrackingEvent:
-        location = (
-            Location(lat=row.lat, lng=row.lng)
-            if row.lat is not None and row.lng is not None
-            else None
-        )
         return cls(
-            status=row.status, at=row.at, detail=row.detail, reason=row.reason, location=location
+            status=row.status,
+            at=row.at,
+            detail=row.detail,
+            reason=row.reason,
+            location=Location.of_event(row),
         )
 
 

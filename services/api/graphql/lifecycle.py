@@ -17,7 +17,6 @@ from sqlmodel import Session
 
 from services.api import idempotency
 from services.api.deliveries import lifecycle, service
-from services.api.deliveries.errors import UserError as DomainUserError
 from services.api.deliveries.errors import UserErrorCode as Code
 from services.api.deliveries.errors import UserErrors
 from services.api.graphql.context import Context, context_of
@@ -210,7 +209,7 @@ def _apply(
                 sandbox=True if sandbox_only else None,
             )
             if not as_operator and not sandbox_only and row.sandbox != ctx.token.sandbox:
-                raise _not_found(str(input.id))
+                raise lifecycle.not_found(str(input.id))
             change(ctx.session, row, ctx.now)
     except UserErrors as rejected:
         return DeliveryPayload(
@@ -222,10 +221,6 @@ def _apply(
 def _replayed(session: Session, delivery_id: str) -> DeliveryPayload:
     row = session.get(DeliveryRow, delivery_id)
     return DeliveryPayload(delivery=Delivery.from_row(row) if row else None, user_errors=[])
-
-
-def _not_found(delivery_id: str) -> UserErrors:
-    return UserErrors([DomainUserError(("id",), f"No delivery {delivery_id!r}.", Code.NOT_FOUND)])
 
 
 def _location(value: LocationInput | None) -> lifecycle.Location | None:

@@ -72,9 +72,7 @@ def _after(
             eta=delivery.eta,
             detail=event.detail,
             reason=event.reason,
-            location=Location(lat=event.lat, lng=event.lng)
-            if event.lat is not None and event.lng is not None
-            else None,
+            location=Location.of_event(event),
         )
         for event, delivery in rows
     ]
