@@ -71,6 +71,8 @@ def engine() -> Engine:
 def _empty_tables(engine: Engine) -> None:
     from sqlmodel import SQLModel
 
+    from services.core.areas import forget_shared_areas
+
     tables = [table.name for table in SQLModel.metadata.sorted_tables]
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
@@ -78,6 +80,7 @@ def _empty_tables(engine: Engine) -> None:
         else:
             for name in reversed(tables):
                 connection.execute(text(f"DELETE FROM {name}"))
+    forget_shared_areas()  # the areas went without the ORM seeing it
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import Row, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
 from services.core.db import utcnow
@@ -44,12 +44,9 @@ def replay(
 
     Raises UserErrors when the key is malformed or was used with other input.
     """
-    if not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise UserErrors(
-            [_error("Idempotency key must be 1 to 255 characters.", UserErrorCode.INVALID)]
-        )
-    earlier = session.get(IdempotencyRecord, (principal, key))
-    return _same_request(earlier, operation, digest) if earlier else None
+    check_key(key)
+    earlier = records(session, principal, [key]).get(key)
+    return same_request(earlier, operation, digest) if earlier else None
 
 
 def claim(
@@ -62,29 +59,67 @@ def claim(
 ) -> dict[str, Any] | None:
     """Take the key for this request, storing its result. Returns None when taken; when a
     concurrent request took it first, returns that request's result to replay instead."""
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    if claim_many(session, principal, operation, {key: (digest, result)}):
+        return None
+    return same_request(records(session, principal, [key])[key], operation, digest)
+
+
+def check_key(key: str) -> None:
+    """UserErrors when the key cannot be an idempotency key."""
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise UserErrors(
+            [_error("Idempotency key must be 1 to 255 characters.", UserErrorCode.INVALID)]
+        )
+
+
+def claim_many(
+    session: Session,
+    principal: str,
+    operation: str,
+    claims: dict[str, tuple[str, dict[str, Any]]],
+) -> set[str]:
+    """Take many keys at once (key -> (input digest, result)); returns the keys taken.
+
+    One statement whatever the count. A key not returned was taken earlier, or by a
+    concurrent request whose transaction committed first (the insert waits for it).
+    """
+    if not claims:
+        return set()
+    connection = session.connection()
+    dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    # One constant statement, executed for many rows: compiled once per process.
     statement = (
         dialect_insert(table)
-        .values(
-            principal=principal,
-            key=key,
-            operation=operation,
-            fingerprint=digest,
-            result=result,
-            created_at=utcnow(),
-        )
         .on_conflict_do_nothing(index_elements=["principal", "key"])
         .returning(table.c.key)
     )
-    if session.execute(statement).first() is not None:
-        return None
-    earlier = session.exec(
-        select(IdempotencyRecord)
-        .where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
-        .execution_options(populate_existing=True)
-    ).one()
-    return _same_request(earlier, operation, digest)
+    now = utcnow()
+    rows = [
+        {
+            "principal": principal,
+            "key": key,
+            "operation": operation,
+            "fingerprint": digest,
+            "result": result,
+            "created_at": now,
+        }
+        for key, (digest, result) in claims.items()
+    ]
+    return set(connection.execute(statement, rows).scalars())
+
+
+def records(session: Session, principal: str, keys: list[str]) -> dict[str, Row[Any]]:
+    """The stored records of these keys (those that have one), by key, in one query."""
+    if not keys:
+        return {}
+    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    rows = session.connection().execute(
+        select(table.c.key, table.c.operation, table.c.fingerprint, table.c.result).where(
+            table.c.principal == principal, table.c.key.in_(keys)
+        )
+    )
+    return {row.key: row for row in rows}
 
 
 def purge(session: Session, now: datetime) -> int:
@@ -95,7 +130,8 @@ def purge(session: Session, now: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _same_request(earlier: IdempotencyRecord, operation: str, digest: str) -> dict[str, Any]:
+def same_request(earlier: Row[Any], operation: str, digest: str) -> dict[str, Any]:
+    """The earlier request's result to replay, or IDEMPOTENCY_CONFLICT if it differed."""
     if earlier.operation != operation or earlier.fingerprint != digest:
         raise UserErrors(
             [

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from services.core.models import ServiceArea
+
+# Areas are configuration: written by operators now and then, read by every booking and
+# quote. Those reads share one copy per process for up to SHARED_SECONDS; a write in
+# this process forgets the copies at once, a write elsewhere is seen within that time.
+SHARED_SECONDS = 30.0
+_shared: dict[str, tuple[float, ServiceArea]] = {}
 
 
 def get_area(session: Session, code: str) -> ServiceArea | None:
@@ -19,6 +28,32 @@ def get_area(session: Session, code: str) -> ServiceArea | None:
             return None
         known[code] = area
     return known[code]
+
+
+def shared_area(session: Session, code: str) -> ServiceArea | None:
+    """The area with this code, as a read-only copy shared by requests (see SHARED_SECONDS).
+
+    The copy belongs to no session: read it, never change it or add it to a session.
+    """
+    cached = _shared.get(code)
+    if cached is not None and time.monotonic() - cached[0] < SHARED_SECONDS:
+        return cached[1]
+    row = session.execute(
+        select(*ServiceArea.__table__.columns).where(ServiceArea.code == code)  # type: ignore[attr-defined]
+    ).first()
+    if row is None:
+        return None
+    area = ServiceArea(**row._mapping)
+    _shared[code] = (time.monotonic(), area)
+    return area
+
+
+@event.listens_for(ServiceArea, "after_insert")
+@event.listens_for(ServiceArea, "after_update")
+@event.listens_for(ServiceArea, "after_delete")
+def forget_shared_areas(*_: Any) -> None:
+    """Drop the shared copies (after area rows change behind the ORM's back)."""
+    _shared.clear()
 
 
 def local_midnight(area: ServiceArea, day: date) -> datetime:

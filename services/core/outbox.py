@@ -8,10 +8,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session
 
+from services.core.db import utcnow
+from services.core.ids import new_id
 from services.core.models import OutboxEvent
+
+# Set in session.info when a transaction wrote outbox rows, so that whoever publishes
+# them can be woken once it commits.
+WROTE_EVENTS = "outbox.wrote_events"
 
 
 def emit(session: Session, topic: str, payload: dict[str, Any], tenant_id: str | None) -> None:
-    session.add(OutboxEvent(topic=topic, payload=payload, tenant_id=tenant_id))
+    emit_all(session, [(topic, payload, tenant_id)])
+
+
+def emit_all(session: Session, events: list[tuple[str, dict[str, Any], str | None]]) -> None:
+    """Write facts (topic, payload, tenant) with one INSERT, in the session's transaction."""
+    if not events:
+        return
+    now = utcnow()
+    session.connection().execute(
+        insert(OutboxEvent),
+        [
+            {
+                "id": new_id("obx"),
+                "tenant_id": tenant_id,
+                "topic": topic,
+                "payload": payload,
+                "created_at": now,
+                "dispatched_at": None,
+            }
+            for topic, payload, tenant_id in events
+        ],
+    )
+    session.info[WROTE_EVENTS] = True

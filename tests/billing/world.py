@@ -25,7 +25,8 @@ from services.core.usage import Usage, record_usage
 
 
 def book(session: Session, tenant_id: str, count: int, now, offset: float = 0.0) -> list[Delivery]:
-    return [
+    """Deliveries booked through the API service, as rows of this session."""
+    booked = [
         service.book(
             session,
             tenant_id,
@@ -40,6 +41,7 @@ def book(session: Session, tenant_id: str, count: int, now, offset: float = 0.0)
         )
         for i in range(count)
     ]
+    return [session.get_one(Delivery, delivery.id) for delivery in booked]
 
 
 def plan_by_hand(session: Session, routes: list[list[Delivery]], cost_minor: int) -> list[Route]:

@@ -13,15 +13,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import insert
+from sqlmodel import Session, col, select
 
 from services.api import idempotency
 from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
 from services.billing.money import currency_for, from_minor
 from services.core import areas
+from services.core.ids import new_id
 from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, Quote, ServiceArea
-from services.core.outbox import emit
+from services.core.outbox import emit_all
 from services.core.usage import Usage, record_usage
 
 MAX_WEIGHT_GRAMS = 30_000  # one person can carry it to a door
@@ -93,6 +96,18 @@ def book(
     return outcome
 
 
+@dataclass
+class _Booking:
+    """One request on its way through book_many."""
+
+    request: BookingRequest
+    digest: str | None = None  # of the input, when it has an idempotency key
+    delivery: Delivery | None = None  # new, not yet written
+    area: ServiceArea | None = None
+    quote: Quote | None = None
+    rejected: UserErrors | None = None
+
+
 def book_many(
     session: Session,
     tenant_id: str,
@@ -102,52 +117,92 @@ def book_many(
 ) -> list[Delivery | UserErrors]:
     """Book each request on its own terms (a rejected one writes nothing), in one go.
 
-    Every request is checked and its idempotency key claimed first; then all the new
-    deliveries, their first events, their usage and their outbox events are written
-    with one statement per table, which is what makes bulk booking cheap.
+    Returned deliveries are read-only values, not attached to the session. The work is
+    a fixed number of statements whatever the count, which is what makes bulk booking
+    cheap: every request is checked first; then all idempotency keys are claimed with
+    one statement; only rejected requests and lost claims look up the earlier request
+    (the same key and input replays it, even when the input would now be rejected);
+    then each table gets one INSERT for all the new deliveries.
     """
+    bookings = [_check(session, tenant_id, request, now, sandbox) for request in requests]
+    _reserve_quotes(bookings)
+    owners: dict[str, _Booking] = {}  # the first valid request of each key claims it
+    for booking in bookings:
+        key = booking.request.idempotency_key
+        if key is not None and booking.delivery is not None:
+            owners.setdefault(key, booking)
+    won = idempotency.claim_many(
+        session,
+        tenant_id,
+        _OP,
+        {
+            key: (owner.digest or "", {"delivery_id": owner.delivery.id})
+            for key, owner in owners.items()
+            if owner.delivery is not None
+        },
+    )
+    earlier = idempotency.records(
+        session,
+        tenant_id,
+        sorted({b.request.idempotency_key for b in bookings if b.request.idempotency_key} - won),
+    )
+    replayed = _load(
+        session,
+        {
+            str(record.result["delivery_id"])
+            for record in earlier.values()
+            if record.operation == _OP
+        },
+    )
+    fresh: list[_Booking] = []
     outcomes: list[Delivery | UserErrors] = []
-    fresh: dict[str, tuple[Delivery, ServiceArea, Quote | None]] = {}
-    for request in requests:
+    for booking in bookings:
         try:
-            outcomes.append(_prepare(session, tenant_id, request, now, sandbox, fresh))
+            outcome = _resolve(booking, owners, won, earlier, replayed)
         except UserErrors as rejected:
             outcomes.append(rejected)
-    _write(session, tenant_id, list(fresh.values()), now, sandbox)
+            continue
+        if booking.delivery is not None and outcome is booking.delivery:
+            fresh.append(booking)
+        outcomes.append(outcome)
+    _write(session, tenant_id, fresh, now, sandbox)
     return outcomes
 
 
-def _prepare(
-    session: Session,
-    tenant_id: str,
-    request: BookingRequest,
-    now: datetime,
-    sandbox: bool,
-    fresh: dict[str, tuple[Delivery, ServiceArea, Quote | None]],
-) -> Delivery:
-    """Check one request and claim its key; the new delivery joins `fresh`, unwritten."""
-    key = request.idempotency_key
-    digest = request.fingerprint()
-    if key is not None and (earlier := idempotency.replay(session, tenant_id, key, _OP, digest)):
-        return _replayed(session, earlier, fresh)
-    area, day, (window_start, window_end) = _validate(session, request, now)
-    quote = None
-    if request.quote_id is not None:
-        quote = _check_quote(
-            session,
-            tenant_id,
-            request.quote_id,
-            area,
-            day,
-            request.dropoff,
-            request.parcel.weight_grams,
-            request.time_window,
-            now,
-        )
-    delivery = Delivery(
+def _check(
+    session: Session, tenant_id: str, request: BookingRequest, now: datetime, sandbox: bool
+) -> _Booking:
+    """Validate one request (nothing is written); a valid one gets its new delivery."""
+    booking = _Booking(request)
+    try:
+        if request.idempotency_key is not None:
+            idempotency.check_key(request.idempotency_key)
+            booking.digest = request.fingerprint()
+        area, day, (window_start, window_end) = _validate(session, request, now)
+        if request.quote_id is not None:
+            booking.quote = _check_quote(
+                session,
+                tenant_id,
+                request.quote_id,
+                area,
+                day,
+                request.dropoff,
+                request.parcel.weight_grams,
+                request.time_window,
+                now,
+            )
+    except UserErrors as rejected:
+        booking.rejected = rejected
+        return booking
+    booking.area = area
+    booking.delivery = Delivery.model_construct(
+        id=new_id("dlv"),
         tenant_id=tenant_id,
         reference=request.reference,
         sandbox=sandbox,
+        tracking_token=new_id("trk"),
+        attempt=1,
+        status=DeliveryStatus.BOOKED,
         area_id=area.id,
         date=day,
         window_start=window_start.astimezone(UTC),
@@ -165,60 +220,127 @@ def _prepare(
         length_cm=request.parcel.length_cm,
         width_cm=request.parcel.width_cm,
         height_cm=request.parcel.height_cm,
+        eta=None,
+        route_id=None,
+        stop_number=None,
+        unplanned_reason=None,
         created_at=now,
         updated_at=now,
     )
-    if key is not None and (
-        earlier := idempotency.claim(
-            session, tenant_id, key, _OP, digest, {"delivery_id": delivery.id}
+    return booking
+
+
+def _reserve_quotes(bookings: list[_Booking]) -> None:
+    """A quote books one delivery: a later request of the batch on a taken quote fails."""
+    taken: set[str] = set()
+    for booking in bookings:
+        if booking.quote is None or booking.delivery is None:
+            continue
+        if booking.quote.id in taken:
+            booking.delivery = None
+            booking.rejected = UserErrors.one(
+                ("quoteId",), "This quote was already used.", UserErrorCode.QUOTE_EXPIRED
+            )
+        taken.add(booking.quote.id)
+
+
+def _resolve(
+    booking: _Booking,
+    owners: dict[str, _Booking],
+    won: set[str],
+    earlier: dict[str, Any],
+    replayed: dict[str, Delivery],
+) -> Delivery:
+    """What one request gets: its new delivery, a replay, or (raised) its rejection."""
+    key = booking.request.idempotency_key
+    if key is not None and key in won:
+        owner = owners[key]
+        if owner is not booking:  # the same key twice in one batch
+            _same_input(owner.digest, booking.digest)
+        assert owner.delivery is not None
+        return owner.delivery
+    if key is not None and key in earlier:
+        result = idempotency.same_request(earlier[key], _OP, booking.digest or "")
+        return replayed[str(result["delivery_id"])]
+    if booking.rejected is not None:
+        raise booking.rejected
+    assert booking.delivery is not None
+    if key is not None:
+        # Valid, yet neither claimed nor on record: the earlier record was purged (expired)
+        # between the claim and the lookup. Nothing was written; a retry books.
+        raise UserErrors.one(
+            ("idempotencyKey",),
+            "A concurrent request with this idempotency key did not finish; retry.",
+            UserErrorCode.IDEMPOTENCY_CONFLICT,
         )
-    ):
-        return _replayed(session, earlier, fresh)  # a concurrent request with this key won
-    if quote is not None:
-        # Written at once: the quote must point at a stored delivery before any other
-        # request of this batch reads it.
-        _write(session, tenant_id, [(delivery, area, quote)], now, sandbox)
-    else:
-        fresh[delivery.id] = (delivery, area, None)
-    return delivery
+    return booking.delivery
+
+
+def _same_input(first: str | None, later: str | None) -> None:
+    if first != later:
+        raise UserErrors.one(
+            ("idempotencyKey",),
+            "This idempotency key was already used with different input.",
+            UserErrorCode.IDEMPOTENCY_CONFLICT,
+        )
+
+
+def _load(session: Session, ids: set[str]) -> dict[str, Delivery]:
+    """Deliveries booked by earlier requests, by id (deliveries are never deleted)."""
+    if not ids:
+        return {}
+    rows = session.exec(select(Delivery).where(col(Delivery.id).in_(ids))).all()
+    return {row.id: row for row in rows}
 
 
 def _write(
-    session: Session,
-    tenant_id: str,
-    bookings: list[tuple[Delivery, ServiceArea, Quote | None]],
-    now: datetime,
-    sandbox: bool,
+    session: Session, tenant_id: str, bookings: list[_Booking], now: datetime, sandbox: bool
 ) -> None:
-    """Everything a booking writes, for many bookings at once."""
+    """Everything the new bookings write, one statement per table."""
     if not bookings:
         return
-    session.add_all([delivery for delivery, _, _ in bookings])
-    session.add_all(
+    deliveries = [booking.delivery for booking in bookings if booking.delivery is not None]
+    # Core statements on the session's connection: the ORM adds nothing to plain inserts.
+    connection = session.connection()
+    connection.execute(insert(Delivery), [delivery.model_dump() for delivery in deliveries])
+    connection.execute(
+        insert(DeliveryEvent),
         [
-            DeliveryEvent(
-                tenant_id=tenant_id, delivery_id=delivery.id, status=DeliveryStatus.BOOKED, at=now
-            )
-            for delivery, _, _ in bookings
-        ]
+            {
+                "id": new_id("dev"),
+                "tenant_id": tenant_id,
+                "delivery_id": delivery.id,
+                "status": DeliveryStatus.BOOKED,
+                "at": now,
+            }
+            for delivery in deliveries
+        ],
     )
-    session.flush()
-    for delivery, _, quote in bookings:
-        if quote is not None:
-            quote.delivery_id = delivery.id
-            session.add(quote)
+    for booking in bookings:
+        if booking.quote is not None and booking.delivery is not None:
+            booking.quote.delivery_id = booking.delivery.id
+            session.add(booking.quote)
     if not sandbox:
         record_usage(
             session,
-            [event for booking in bookings for event in _booking_usage(*booking)],
+            [
+                event
+                for booking in bookings
+                if booking.delivery is not None and booking.area is not None
+                for event in _booking_usage(booking.delivery, booking.area, booking.quote)
+            ],
         )
-    for delivery, _, _ in bookings:
-        emit(
-            session,
-            "delivery.booked",
-            {"delivery_id": delivery.id, "reference": delivery.reference, "status": "BOOKED"},
-            tenant_id,
-        )
+    emit_all(
+        session,
+        [
+            (
+                "delivery.booked",
+                {"delivery_id": d.id, "reference": d.reference, "status": "BOOKED"},
+                tenant_id,
+            )
+            for d in deliveries
+        ],
+    )
 
 
 def _check_quote(
@@ -263,19 +385,6 @@ def _check_quote(
             ("timeWindow",), "Choose one of the quote's time windows.", UserErrorCode.QUOTE_MISMATCH
         )
     return quote
-
-
-def _replayed(
-    session: Session,
-    earlier: dict[str, str],
-    fresh: dict[str, tuple[Delivery, ServiceArea, Quote | None]],
-) -> Delivery:
-    """The delivery an earlier request made: stored, or booked earlier in this batch."""
-    if earlier["delivery_id"] in fresh:
-        return fresh[earlier["delivery_id"]][0]
-    delivery = session.get(Delivery, earlier["delivery_id"])
-    assert delivery is not None  # deliveries are never deleted
-    return delivery
 
 
 def _booking_usage(delivery: Delivery, area: ServiceArea, quote: Quote | None) -> list[Usage]:
@@ -359,7 +468,7 @@ def _validate_place(
     if not (-90 <= dropoff.lat <= 90 and -180 <= dropoff.lng <= 180):
         reject(("dropoff",), "Coordinates are not on Earth.", UserErrorCode.INVALID)
         dropoff = Dropoff(lat=0.0, lng=0.0)
-    area = areas.get_area(session, area_code)
+    area = areas.shared_area(session, area_code)
     if area is None:
         reject(
             ("serviceArea",),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from fastapi import Depends, HTTPException, Request, WebSocket
+from fastapi import HTTPException, Request, WebSocket
 from sqlmodel import Session
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
@@ -18,14 +17,27 @@ from services.core.db import get_engine, utcnow
 
 @dataclass
 class Context(BaseContext):
-    session: Session
     token: AccessToken
     now: datetime = field(default_factory=utcnow)
     # What a WebSocket client sent in connection_init (carries its bearer token).
     connection_params: dict[str, Any] | None = None
+    _session: Session | None = None
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    @property
+    def session(self) -> Session:
+        """The request's session, opened on first use (in the thread that executes the
+        operation); the RequestTransaction extension commits or rolls back, then closes it."""
+        if self._session is None:
+            self._session = Session(get_engine(), expire_on_commit=False)
+        return self._session
+
+    def close_session(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     @property
     def tenant_id(self) -> str:
@@ -56,12 +68,6 @@ def bearer_token(authorization: str) -> AccessToken:
         ) from error
 
 
-def _open_session() -> Iterator[Session]:
-    """A session for the request; the transaction extension decides commit or rollback."""
-    with Session(get_engine(), expire_on_commit=False) as session:
-        yield session
-
-
 # Loading the GraphiQL page (a GET without a query) executes nothing, so needs no token.
 _NOBODY = AccessToken(
     client_id="",
@@ -72,15 +78,13 @@ _NOBODY = AccessToken(
 )
 
 
-async def get_context(
-    connection: HTTPConnection, session: Session = Depends(_open_session)
-) -> Context:
+async def get_context(connection: HTTPConnection) -> Context:
     if isinstance(connection, WebSocket):
-        return Context(session=session, token=_NOBODY)  # authenticated at connection_init
+        return Context(token=_NOBODY)  # authenticated at connection_init
     request = cast(Request, connection)
     if request.method == "GET" and "query" not in request.query_params:
-        return Context(session=session, token=_NOBODY)
-    return Context(session=session, token=bearer_token(request.headers.get("authorization", "")))
+        return Context(token=_NOBODY)
+    return Context(token=bearer_token(request.headers.get("authorization", "")))
 
 
 def context_of(info: Any) -> Context:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import anyio
 import strawberry
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
+from graphql import DocumentNode, GraphQLError, parse
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.fastapi import GraphQLRouter
@@ -35,8 +37,15 @@ class RequestTransaction(SchemaExtension):
     """The request owns the transaction: commit if the operation succeeded, else roll back.
 
     Committing here, before the response is serialised, means nothing is acknowledged
-    to a client that is not durably stored.
+    to a client that is not durably stored. The session is closed when the operation
+    ends, whatever happened.
     """
+
+    def on_operation(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            self.execution_context.context.close_session()
 
     def on_execute(self) -> Iterator[None]:
         yield
@@ -46,6 +55,28 @@ class RequestTransaction(SchemaExtension):
             session.commit()
         else:
             session.rollback()
+
+
+@lru_cache(maxsize=512)
+def _parse(query: str, max_tokens: int | None) -> DocumentNode:
+    return parse(query, max_tokens=max_tokens)
+
+
+class ParseOnce(SchemaExtension):
+    """Parses each distinct document once per process: integrations repeat a few.
+
+    A document that does not parse is left to strawberry, which reports the error
+    the usual way (and QueryLimits gives an oversized one its code).
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query is not None:
+            with contextlib.suppress(GraphQLError):
+                context.graphql_document = _parse(
+                    context.query, context.parse_options.get("max_tokens")
+                )
+        yield
 
 
 def _root(name: str, description: str, parts: tuple[type, ...]) -> type:
@@ -85,11 +116,12 @@ schema = ThreadedSchema(
     query=Query,
     mutation=Mutation,
     subscription=DeliverySubscriptions,
-    # Integrations send the same few documents over and over: validate each once.
+    # Integrations send the same few documents over and over: parse and validate each once.
     extensions=[
+        QueryLimits,
+        ParseOnce,
         lambda: ValidationCache(maxsize=512),
         RequestTransaction,
-        QueryLimits,
         QueryCost,
     ],
 )

@@ -81,8 +81,28 @@ def issue_access_token(
     return token, settings.access_token_ttl_seconds
 
 
+# Integrations send the same token on every call until it expires. A token's signature
+# and claims never change, so a verdict of "valid" is remembered (only expiry can change
+# it, and that is checked on every use); refusals are never remembered.
+_VERIFIED_CAPACITY = 10_000
+_verified: dict[str, AccessToken] = {}
+
+
 def verify_access_token(token: str) -> AccessToken:
     """Check a bearer token completely and return what it grants, or raise InvalidTokenError."""
+    known = _verified.get(token)
+    if known is not None:
+        if time.time() < known.expires_at.timestamp() + LEEWAY_SECONDS:
+            return known
+        _verified.pop(token, None)
+    access = _verify(token)
+    if len(_verified) >= _VERIFIED_CAPACITY:
+        _verified.clear()  # tokens are short-lived: starting over is cheaper than LRU upkeep
+    _verified[token] = access
+    return access
+
+
+def _verify(token: str) -> AccessToken:
     try:
         decoded = jwt.decode(token, get_public_key_set(), algorithms=[SIGNING_ALGORITHM])
     except BadSignatureError as error:

@@ -29,11 +29,11 @@ from sqlmodel import Session, col, select
 from services.api.webhooks.events import is_known
 from services.core.celery_app import celery_app
 from services.core.models import OutboxEvent, WebhookEndpoint, WebhookMessage
+from services.core.outbox import WROTE_EVENTS
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
-_KICK_DISPATCH = "webhooks.kick_dispatch"
 _DELIVER = "webhooks.deliver_after_commit"
 
 
@@ -128,16 +128,10 @@ KICK_INTERVAL = 0.25  # seconds between dispatch kicks from one process
 _last_kick = float("-inf")
 
 
-@event.listens_for(OrmSession, "before_flush")
-def _note_outbox_rows(session: OrmSession, _context: Any, _instances: Any) -> None:
-    if any(isinstance(obj, OutboxEvent) for obj in session.new):
-        session.info[_KICK_DISPATCH] = True
-
-
 @event.listens_for(OrmSession, "after_commit")
 def _publish_after_commit(session: OrmSession) -> None:
     global _last_kick
-    kick = session.info.pop(_KICK_DISPATCH, False)
+    kick = session.info.pop(WROTE_EVENTS, False)
     message_ids = session.info.pop(_DELIVER, [])
     try:
         for message_id in message_ids:
@@ -153,5 +147,5 @@ def _publish_after_commit(session: OrmSession) -> None:
 
 @event.listens_for(OrmSession, "after_rollback")
 def _forget_after_rollback(session: OrmSession) -> None:
-    session.info.pop(_KICK_DISPATCH, None)
+    session.info.pop(WROTE_EVENTS, None)
     session.info.pop(_DELIVER, None)
