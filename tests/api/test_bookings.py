@@ -220,3 +220,59 @@ def test_a_bulk_call_repeating_a_key_books_once(client, demo):
     first, second = body["data"]["bookDeliveries"]["results"]
     assert first["delivery"]["id"] == second["delivery"]["id"]
     assert _count(Delivery) == 1 and _count(UsageEvent) == 3
+
+
+def test_a_bulk_call_reusing_a_key_for_other_input_conflicts_on_the_later_one(client, demo):
+    first = booking_input("one", idempotencyKey="shared")
+    other = booking_input("two", idempotencyKey="shared")
+    body = graphql(client, merchant_access_token(demo), BOOK_MANY, {"inputs": [first, other]})
+    booked, refused = body["data"]["bookDeliveries"]["results"]
+    assert booked["userErrors"] == [] and booked["delivery"]["id"]
+    assert refused["delivery"] is None
+    assert [e["code"] for e in refused["userErrors"]] == ["IDEMPOTENCY_CONFLICT"]
+    assert _count(Delivery) == 1
+
+
+def test_a_retry_replays_even_when_the_input_would_now_be_refused(demo):
+    """Stripe's rule: the same key and input give the same result, whenever retried."""
+    from datetime import timedelta
+
+    tenant_id = demo["merchants"][0]["tenant_id"]
+    now = utcnow()
+    request = service.BookingRequest(
+        reference="retried",
+        service_area="demo",
+        dropoff=service.Dropoff(lat=40.7, lng=-74.0),
+        recipient=service.Recipient(name="Late Retrier"),
+        parcel=service.Parcel(weight_grams=500),
+        date=now.date() + timedelta(days=1),
+        idempotency_key="retry-later",
+    )
+    with transaction() as session:
+        booked = service.book(session, tenant_id, request, now).id
+    later = now + timedelta(days=3)  # the delivery day has passed: a new booking is refused
+    with pytest.raises(UserErrors) as refused, transaction() as session:
+        service.book(
+            session,
+            tenant_id,
+            service.BookingRequest(**{**request.__dict__, "idempotency_key": None}),
+            later,
+        )
+    assert refused.value.errors[0].code == "DATE_NOT_BOOKABLE"
+    with transaction() as session:
+        assert service.book(session, tenant_id, request, later).id == booked
+    assert _count(Delivery) == 1
+
+
+def test_an_area_change_applies_to_the_next_booking(client, demo):
+    from services.core.models import ServiceArea
+
+    token = merchant_access_token(demo)
+    inside = booking_input("before", dropoff={"lat": 40.70, "lng": -74.0})
+    assert graphql(client, token, BOOK, {"input": inside})["data"]["bookDelivery"]["delivery"]
+    with transaction() as session:  # the operator shrinks the area south of the drop-off
+        area = session.exec(select(ServiceArea).where(ServiceArea.code == "demo")).one()
+        area.north = 40.69
+    again = graphql(client, token, BOOK, {"input": {**inside, "reference": "after"}})
+    codes = [e["code"] for e in again["data"]["bookDelivery"]["userErrors"]]
+    assert codes == ["OUTSIDE_SERVICE_AREA"]

@@ -26,7 +26,12 @@ from services.api.oauth.clients import (
     rotate_secret,
 )
 from services.api.oauth.keys import _load_or_create_key_file, get_signing_key
-from services.api.oauth.tokens import InvalidTokenError, audience, verify_access_token
+from services.api.oauth.tokens import (
+    LEEWAY_SECONDS,
+    InvalidTokenError,
+    audience,
+    verify_access_token,
+)
 from services.core.models import OAuthClient, Tenant
 from services.core.settings import get_settings
 
@@ -411,3 +416,12 @@ def test_verify_rejects(make_token, reason: str) -> None:
 def test_verify_tolerates_small_clock_skew() -> None:
     token = verify_access_token(sign(good_claims(exp=int(time.time()) - 5)))
     assert token.client_id == "lm_test"
+
+
+def test_a_remembered_token_is_refused_once_it_expires(monkeypatch) -> None:
+    token = sign(good_claims(exp=int(time.time()) + 60))
+    assert verify_access_token(token).jti == "jti-1"  # now remembered as valid
+    later = time.time() + 60 + LEEWAY_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        verify_access_token(token)
