@@ -89,6 +89,8 @@ def main() -> None:
         # The throttle runs for real (Redis, shared by both workers) with a budget the
         # benchmark cannot exhaust, so its cost is measured but it never refuses.
         "LASTMILE_REDIS_URL": "redis://127.0.0.1:6379/13",
+        # A real broker, as in production: bookings wake the outbox dispatcher through it.
+        "LASTMILE_BROKER_URL": "redis://127.0.0.1:6379/12",
         "LASTMILE_GRAPHQL_COST_LIMIT": "100000000",
         "LASTMILE_GRAPHQL_RESTORE_RATE": "100000000",
         "PYTHONPATH": f"{ROOT}:{Path(__file__).parent}",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
 from typing import Any
 
-import anyio
 import strawberry
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -31,6 +33,7 @@ from services.api.graphql.quotes import QuoteMutations
 from services.api.graphql.subscriptions import DeliverySubscriptions
 from services.api.graphql.throttle import QueryCost
 from services.api.graphql.webhooks import WebhookMutations, WebhookQueries
+from services.core.db import POOL_OVERFLOW, POOL_SIZE
 
 
 class RequestTransaction(SchemaExtension):
@@ -100,16 +103,24 @@ Mutation = _root(
 )
 
 
+# As many threads as the database pool has connections: more could only wait for one.
+_OPERATION_THREADS = ThreadPoolExecutor(
+    max_workers=POOL_SIZE + POOL_OVERFLOW, thread_name_prefix="graphql"
+)
+
+
 class ThreadedSchema(strawberry.Schema):
     """Runs each HTTP operation in a worker thread.
 
     Resolvers are synchronous and talk to the database; run inline they would block
     the event loop, so one API process would serve one request at a time. In a
     thread, requests overlap their database waits. Subscriptions stay on the loop.
+    A plain executor hands work over for less than anyio's thread helper.
     """
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        return await anyio.to_thread.run_sync(partial(self.execute_sync, *args, **kwargs))
+        run = partial(contextvars.copy_context().run, self.execute_sync, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(_OPERATION_THREADS, run)
 
 
 schema = ThreadedSchema(
