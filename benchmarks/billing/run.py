@@ -4,8 +4,9 @@
 
 Creates its own database next to LASTMILE_DATABASE_URL (default: the local
 PostgreSQL), migrates it, and drops it at the end. Prints one JSON object of figures.
-Ingestion goes through `record_usage` (the production path: validation, account
-locks, INSERT … ON CONFLICT … RETURNING) in batches of 10,000 events per transaction.
+Ingestion goes through `record_usage` (the production path: validation, COPY into a
+staging table, account locks and tenant check, INSERT … ON CONFLICT … RETURNING) in
+batches of 10,000 events per transaction.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ reconciliation, which checks every delivery against it:
 | route cost allocated  | route_cost        | `<route_id>:<tenant_id>:route_cost` | the share |
 
 * instead of `:booked` and `:parcel_kg`: the quote's price covers both.
+A route's later allocation revisions n >= 2 (late insertions) add `:<n>` to the share's id.
 
 Services that change a delivery's status call `usage_for_status_change` and record
 the result with `record_usage` in the same transaction as the status change.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +36,7 @@ from sqlmodel import Session, col, select
 
 from services.billing.pricing import Aggregation, PricingError, parse_event
 from services.core.models import Delivery, DeliveryStatus, UsageEvent
-from services.core.usage import METERS, Usage, UsageError
+from services.core.usage import METERS, Usage, UsageError, period_of
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,12 @@ def usage_for_status_change(
             at=at,
         )
     ]
+
+
+def route_cost_usage_id(route_id: str, tenant_id: str, revision: int) -> str:
+    """A route share's usage id: `:<revision>` is appended from the second revision on."""
+    usage_id = f"{route_id}:{tenant_id}:route_cost"
+    return usage_id if revision == 1 else f"{usage_id}:{revision}"
 
 
 def parse_usage(data: Any, where: str) -> Usage:
@@ -169,6 +176,11 @@ def usage_by_day(
     statement = select(*columns).where(
         UsageEvent.tenant_id == tenant_id, UsageEvent.at >= start, UsageEvent.at < end
     )
+    if start.tzinfo is not None:
+        # An event from `start` on is billed to its own month or a later one: this bounds
+        # the scan of the tenant's (tenant, billed month) index from below.
+        since = period_of(start.astimezone(UTC))
+        statement = statement.where(col(UsageEvent.billed_period) >= since)
     if meters:
         statement = statement.where(col(UsageEvent.meter).in_(meters))
     rows = session.exec(statement.group_by(*group).order_by(*group)).all()

@@ -31,7 +31,11 @@ from services.billing.invoicing import (
     lines_by_invoice,
     same_figures,
 )
-from services.billing.metering import BOOKING_SUFFIXES, QUOTED_BOOKING_SUFFIXES
+from services.billing.metering import (
+    BOOKING_SUFFIXES,
+    QUOTED_BOOKING_SUFFIXES,
+    route_cost_usage_id,
+)
 from services.billing.money import currency_for, from_minor
 from services.billing.pricing import parse_period
 from services.core.db import utcnow
@@ -48,6 +52,7 @@ from services.core.models import (
     ReconciliationRun,
     Route,
     RouteAllocation,
+    Stop,
     UsageEvent,
 )
 
@@ -351,42 +356,84 @@ def _numbering(session: Session, checked: dict[str, int]) -> list[Finding]:
 
 
 def _allocations(session: Session, period: str | None, checked: dict[str, int]) -> list[Finding]:
-    statement = (
-        select(  # type: ignore[call-overload]
-            Route.id, Route.cost_minor, RouteAllocation.tenant_id, RouteAllocation.amount_minor,
-               RouteAllocation.currency)
-        .join(RouteAllocation, col(RouteAllocation.route_id) == col(Route.id))
-    )  # fmt: skip
+    """Route shares against route costs, stops and `route_cost` usage events.
+
+    Per route: the shares of all revisions sum to the highest cost a revision was made
+    at; the last revision was made at the route's current cost (else it changed and
+    was not re-allocated); every stop is paid for by a share; every share has its
+    usage event of the same amount, and every `route_cost` event has its share.
+    """
+    routes = select(Route.id, Route.cost_minor)
+    stops = select(Stop.route_id, Stop.delivery_id, Stop.tenant_id).join(
+        Route, col(Route.id) == col(Stop.route_id)
+    )
     if period:
         month = parse_period(period)
-        statement = statement.where(Route.date >= month.start.date(), Route.date < month.end.date())
-    rows = session.exec(statement).all()
-    usage: dict[str, Decimal] = dict(
-        session.exec(
-            select(UsageEvent.id, UsageEvent.quantity).where(  # type: ignore[call-overload]
-                UsageEvent.meter == "route_cost"
-            )
-        ).all()
-    )
-    totals: defaultdict[str, int] = defaultdict(int)
-    costs = {}
+        days = (Route.date >= month.start.date(), Route.date < month.end.date())
+        routes, stops = routes.where(*days), stops.where(*days)
+    costs: dict[str, int] = dict(session.exec(routes).all())  # type: ignore[arg-type]
+    rows = session.exec(select(RouteAllocation)).all()
+    expected: dict[str, tuple[str, str, Decimal]] = {}
+    by_route: defaultdict[str, list[RouteAllocation]] = defaultdict(list)
+    for row in rows:
+        usage_id = route_cost_usage_id(row.route_id, row.tenant_id, row.revision)
+        expected[usage_id] = (row.route_id, row.tenant_id,
+                              from_minor(row.amount_minor, currency_for(row.currency)))  # fmt: skip
+        if row.route_id in costs:
+            by_route[row.route_id].append(row)
+    events = select(  # type: ignore[call-overload]
+        UsageEvent.id, UsageEvent.tenant_id, UsageEvent.quantity
+    ).where(UsageEvent.meter == "route_cost")
+    if period:
+        events = events.where(UsageEvent.period == period)
+    recorded: dict[str, Decimal] = {}
     findings = []
-    for route_id, cost, tenant, amount, currency in rows:
-        totals[route_id] += amount
-        costs[route_id] = cost
-        recorded = usage.get(f"{route_id}:{tenant}:route_cost")
-        if recorded != from_minor(amount, currency_for(currency)):
+    for usage_id, tenant, quantity in session.exec(events).all():
+        recorded[usage_id] = quantity
+        if usage_id not in expected:
+            findings.append(
+                Finding("route_allocation", usage_id.split(":", 1)[0],
+                        f"the route_cost usage event {usage_id!r} matches no share", tenant)
+            )  # fmt: skip
+    missing_ids = [i for i, (route, *_) in expected.items() if route in costs and i not in recorded]
+    if missing_ids:  # billed to another month than the route's date, or really missing
+        for start in range(0, len(missing_ids), 5000):
+            chunk = missing_ids[start : start + 5000]
+            by_id = select(UsageEvent.id, UsageEvent.quantity)  # type: ignore[call-overload]
+            recorded.update(session.exec(by_id.where(col(UsageEvent.id).in_(chunk))).all())
+    for usage_id, (route_id, tenant, amount) in sorted(expected.items()):
+        if route_id in costs and recorded.get(usage_id) != amount:
             findings.append(
                 Finding("route_allocation", route_id,
-                        f"the route_cost usage event is {recorded}, the share {amount}", tenant)
+                        f"the route_cost usage event {usage_id!r} is {recorded.get(usage_id)},"
+                        f" the share {amount}", tenant)
             )  # fmt: skip
-    for route_id, total in sorted(totals.items()):
-        if total != costs[route_id]:
+    covered: defaultdict[str, set[str]] = defaultdict(set)
+    for route_id, allocations in sorted(by_route.items()):
+        total = sum(a.amount_minor for a in allocations)
+        target = max(a.route_cost_minor for a in allocations)
+        last = max(allocations, key=lambda a: a.revision)
+        if total != target:
             findings.append(
                 Finding("route_allocation", route_id,
-                        f"shares sum to {total} minor units, the route costs {costs[route_id]}")
+                        f"shares sum to {total} minor units, the route cost {target} when"
+                        " allocated")
             )  # fmt: skip
-    checked["routes"] = len(totals)
+        if last.route_cost_minor != costs[route_id]:
+            findings.append(
+                Finding("route_allocation", route_id,
+                        f"the route costs {costs[route_id]} minor units, but was last allocated"
+                        f" at {last.route_cost_minor} (revision {last.revision})")
+            )  # fmt: skip
+        for allocation in allocations:
+            covered[route_id].update(allocation.deliveries)
+    for route_id, delivery_id, tenant in session.exec(stops).all():
+        if delivery_id not in covered[route_id]:
+            findings.append(
+                Finding("route_allocation", route_id,
+                        f"the stop of delivery {delivery_id} is paid for by no share", tenant)
+            )  # fmt: skip
+    checked["routes"] = len(by_route)
     return findings
 
 

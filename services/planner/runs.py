@@ -495,6 +495,12 @@ def write_solution(
     run.distance_m = total_distance + added_distance
     run.cost_minor = total_cost
     run.best_cost_minor = total_cost
+    # Each merchant's share of the new and grown routes, and its route_cost usage event,
+    # commit with the routes (docs/billing.md); standalone imports this module.
+    from services.billing.consolidation import allocate_routes
+    from services.planner.standalone import PlannerCostModel
+
+    allocate_routes(session, area, plan_input.day, PlannerCostModel())
     return run
 
 

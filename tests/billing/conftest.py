@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.billing.plans import DEFAULT_PLAN, store_plan, subscribe
+from services.core import usage as usage_module
 from services.core.db import transaction
 from services.core.models import PricePlan, Tenant
 from services.core.usage import IngestReport, Usage, record_usage
@@ -37,6 +38,14 @@ def tenants(db, plan) -> list[str]:
             subscribe(session, tenant.id, plan, date(2026, 1, 1))
             ids.append(tenant.id)
     return ids
+
+
+@pytest.fixture(params=["statement", "copy"])
+def ingest_path(request, monkeypatch) -> str:
+    """Both ways a batch reaches PostgreSQL: small ones as one statement, big ones by COPY."""
+    threshold = 1 if request.param == "copy" else 10**9
+    monkeypatch.setattr(usage_module, "COPY_THRESHOLD", threshold)
+    return request.param
 
 
 @pytest.fixture

@@ -68,7 +68,9 @@ def _billed() -> dict[str, str]:
         return dict(session.exec(select(UsageEvent.id, UsageEvent.billed_period)).all())
 
 
-def test_usage_recorded_during_a_close_waits_and_is_billed_next_month(postgresql, tenants, record):
+def test_usage_recorded_during_a_close_waits_and_is_billed_next_month(
+    postgresql, tenants, record, ingest_path
+):
     acme = tenants[0]
     record(usage("before", acme))
     with transaction() as session:
@@ -83,7 +85,9 @@ def test_usage_recorded_during_a_close_waits_and_is_billed_next_month(postgresql
     assert invoice.event_count == 1
 
 
-def test_a_close_waits_for_usage_being_recorded_and_invoices_it(postgresql, tenants, record):
+def test_a_close_waits_for_usage_being_recorded_and_invoices_it(
+    postgresql, tenants, record, ingest_path
+):
     acme = tenants[0]
     record(usage("before", acme))
     closed: dict[str, invoicing.CloseReport] = {}

@@ -26,16 +26,30 @@ class UsageEvent(SQLModel, table=True):
     `period` is the month of `at`; `billed_period` the month whose invoice bills it:
     the same month, unless that month's invoice was already finalized when the event
     arrived, in which case the tenant's first open month bills it as an adjustment.
+
+    `tenant_id` has no foreign key: the only writer (`services.core.usage`) inserts an
+    event joined to its tenant's billing account, locked in the same statement, and on
+    PostgreSQL a trigger keeps an account with usage from being deleted. A per-row key
+    check cost about a third of bulk ingestion's insert and proved nothing more.
     """
 
     __tablename__ = "usage_event"
     __table_args__ = (
-        Index("ix_usage_tenant_meter_at", "tenant_id", "meter", "at"),
-        Index("ix_usage_billed", "billed_period", "tenant_id", "meter"),
+        # A tenant's usage by billed month (invoice preview, usage reports); and every
+        # tenant's by billed month (closing, reconciling), where rows are appended in
+        # roughly billed-month order, so a block-range index is enough and costs
+        # next to nothing to keep up on ingestion, unlike a second B-tree.
+        Index("ix_usage_tenant_billed", "tenant_id", "billed_period"),
+        Index(
+            "ix_usage_billed_brin",
+            "billed_period",
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},
+        ),
     )
 
     id: str = Field(primary_key=True)
-    tenant_id: str = Field(foreign_key="tenant.id")
+    tenant_id: str
     meter: str
     quantity: Decimal = Field(sa_column=Column(Numeric(20, 6), nullable=False))
     at: datetime = Field(sa_type=UTCDateTime)
@@ -149,16 +163,27 @@ class CreditNote(SQLModel, table=True):
 
 
 class RouteAllocation(SQLModel, table=True):
-    """A merchant's share of one planned route's cost; a route's shares sum to its cost."""
+    """A merchant's share of one planned route's cost, in one allocation revision.
+
+    Revision 1 splits the whole route among the merchants on it when it is planned;
+    each later revision splits what a late insertion added among the merchants whose
+    stops it added. Shares are never changed, so a route's shares over all revisions
+    sum to the highest cost it was allocated at (its current cost unless it got
+    cheaper). `deliveries` lists the stops each share pays for, so a stop that no
+    allocation covers is what the next revision allocates.
+    """
 
     __tablename__ = "route_allocation"
 
     route_id: str = Field(foreign_key="route.id", primary_key=True)
+    revision: int = Field(default=1, primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id", primary_key=True, index=True)
     amount_minor: int = Field(sa_type=BigInteger)
     currency: str
-    method: str  # "shapley" or "standalone"
+    method: str  # "sole", "shapley", "standalone" or "insertion"
     stops: int
+    route_cost_minor: int = Field(sa_type=BigInteger)  # the route's cost when allocated
+    deliveries: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
