@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -130,15 +131,37 @@ def validate(event: Usage) -> None:
         raise UsageError(f"{where}: text fields cannot hold a NUL character")
 
 
+# Usage the session's transaction must record before it commits, held until then so it
+# can ride along with the next recording instead of costing a statement of its own.
+_DEFERRED = "usage.deferred"
+
+
+def defer_usage(session: Session, events: Iterable[Usage]) -> None:
+    """Record these events in this transaction, with the session's next record_usage
+    or else with record_deferred_usage, which the deferring caller runs before commit."""
+    session.info.setdefault(_DEFERRED, []).extend(events)
+
+
+def record_deferred_usage(session: Session) -> None:
+    record_usage(session, [])
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def forget_deferred_usage(session: Session) -> None:
+    session.info.pop(_DEFERRED, None)
+
+
 def record_usage(session: Session, events: Iterable[Usage]) -> IngestReport:
     """Append usage events: new ids are stored, identical repeats ignored, conflicts reported.
+
+    Events deferred on the session (defer_usage) are recorded with them.
 
     Everything is validated before anything is written, so bad input (including an
     unknown tenant) writes nothing. On PostgreSQL a batch smaller than `COPY_THRESHOLD`
     is one statement; a bigger one is copied into a temporary table first. Only a
     batch that repeats stored ids reads them back, to tell duplicates from conflicts.
     """
-    batch = list(events)
+    batch = [*events, *session.info.pop(_DEFERRED, ())]
     for event in batch:
         validate(event)
     report = IngestReport()

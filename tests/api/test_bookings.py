@@ -28,6 +28,12 @@ def _count(model) -> int:
         return session.exec(select(func.count()).select_from(model)).one()
 
 
+def _meters() -> dict[str, int]:
+    with transaction() as session:
+        rows = session.exec(select(UsageEvent.meter, func.count()).group_by(UsageEvent.meter)).all()
+    return dict(rows)
+
+
 def test_a_booking_writes_delivery_event_usage_and_outbox_together(client, demo):
     body = graphql(client, merchant_access_token(demo), BOOK, {"input": booking_input("o-1")})
     delivery_id = body["data"]["bookDelivery"]["delivery"]["id"]
@@ -219,7 +225,8 @@ def test_a_bulk_call_repeating_a_key_books_once(client, demo):
     body = graphql(client, merchant_access_token(demo), BOOK_MANY, {"inputs": [same, same]})
     first, second = body["data"]["bookDeliveries"]["results"]
     assert first["delivery"]["id"] == second["delivery"]["id"]
-    assert _count(Delivery) == 1 and _count(UsageEvent) == 3
+    assert _count(Delivery) == 1
+    assert _meters() == {"deliveries": 1, "parcel_kg": 1, "active_recipients": 1, "api_requests": 1}
 
 
 def test_a_bulk_call_reusing_a_key_for_other_input_conflicts_on_the_later_one(client, demo):
@@ -276,3 +283,19 @@ def test_an_area_change_applies_to_the_next_booking(client, demo):
     again = graphql(client, token, BOOK, {"input": {**inside, "reference": "after"}})
     codes = [e["code"] for e in again["data"]["bookDelivery"]["userErrors"]]
     assert codes == ["OUTSIDE_SERVICE_AREA"]
+
+
+def test_each_merchant_operation_is_metered_as_one_api_request(client, demo):
+    token = merchant_access_token(demo)
+    graphql(client, token, BOOK, {"input": booking_input("metered")})
+    graphql(client, token, DELIVERIES, {"first": 5})
+    refused = graphql(client, token, BOOK, {"input": booking_input("", idempotencyKey="x")})
+    assert refused["data"]["bookDelivery"]["userErrors"]  # refused: nothing changes
+    graphql(client, merchant_access_token(demo, sandbox=True), DELIVERIES, {"first": 5})
+    graphql(client, operator_access_token(), "{ __typename }")
+    assert _meters()["api_requests"] == 2  # the booking and the merchant's own listing
+    with transaction() as session:
+        tenants = session.exec(
+            select(UsageEvent.tenant_id).where(UsageEvent.meter == "api_requests")
+        ).all()
+    assert set(tenants) == {demo["merchants"][0]["tenant_id"]}

@@ -7,6 +7,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from functools import lru_cache, partial
 from typing import Any
 
@@ -20,6 +21,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
 from strawberry.types.base import get_object_definition
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from services.api.graphiql import local_assets
@@ -34,13 +36,23 @@ from services.api.graphql.subscriptions import DeliverySubscriptions
 from services.api.graphql.throttle import QueryCost
 from services.api.graphql.webhooks import WebhookMutations, WebhookQueries
 from services.core.db import POOL_OVERFLOW, POOL_SIZE
+from services.core.ids import new_id
+from services.core.usage import (
+    Usage,
+    defer_usage,
+    forget_deferred_usage,
+    record_deferred_usage,
+)
 
 
 class RequestTransaction(SchemaExtension):
     """The request owns the transaction: commit if the operation succeeded, else roll back.
 
     Committing here, before the response is serialised, means nothing is acknowledged
-    to a client that is not durably stored. The session is closed when the operation
+    to a client that is not durably stored. A merchant's operation that commits is
+    metered as one `api_requests` usage event in that same transaction (it rides along
+    with the operation's own usage, if any); a mutation refused outright is not, as
+    bad input changes nothing. The session is closed when the operation
     ends, whatever happened.
     """
 
@@ -51,13 +63,30 @@ class RequestTransaction(SchemaExtension):
             self.execution_context.context.close_session()
 
     def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        billable = context.token.tenant_id is not None and not context.token.sandbox
+        if billable:  # one api_requests event per operation, kept only if it commits
+            defer_usage(
+                context.session,
+                [
+                    Usage(
+                        id=new_id("req"),
+                        tenant_id=context.tenant_id,
+                        meter="api_requests",
+                        quantity=Decimal(1),
+                        at=context.now,
+                    )
+                ],
+            )
         yield
-        session = self.execution_context.context.session
         result = self.execution_context.result
-        if result is not None and not result.errors:
-            session.commit()
-        else:
-            session.rollback()
+        if result is None or result.errors:
+            context.session.rollback()
+            return
+        if billable and _refused(self.execution_context.operation_type, result.data):
+            forget_deferred_usage(context.session)
+        record_deferred_usage(context.session)
+        context.session.commit()
 
 
 @lru_cache(maxsize=512)
@@ -80,6 +109,13 @@ class ParseOnce(SchemaExtension):
                     context.query, context.parse_options.get("max_tokens")
                 )
         yield
+
+
+def _refused(operation_type: OperationType, data: dict[str, Any] | None) -> bool:
+    """A mutation whose every payload carries userErrors: refused, so nothing changed."""
+    if operation_type is not OperationType.MUTATION or not data:
+        return False
+    return all(isinstance(p, dict) and p.get("userErrors") for p in data.values())
 
 
 def _root(name: str, description: str, parts: tuple[type, ...]) -> type:
