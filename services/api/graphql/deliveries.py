@@ -15,6 +15,7 @@ from services.api.deliveries.errors import UserErrors
 from services.api.graphql.context import context_of
 from services.api.graphql.enums import describe_values
 from services.api.graphql.errors import UserError
+from services.api.graphql.inputs import plain_input
 from services.api.graphql.permissions import ReadDeliveries, WriteDeliveries
 from services.api.graphql.relay import (
     DEFAULT_PAGE_SIZE,
@@ -249,6 +250,7 @@ class DeliveryConnection:
     page_info: PageInfo = strawberry.field(description="Where the page stands in the list.")
 
 
+@plain_input
 @strawberry.input(description="Where the parcel is handed over.")
 class DropoffInput:
     lat: float = strawberry.field(
@@ -265,6 +267,7 @@ class DropoffInput:
     country: str | None = strawberry.field(default=None, description="Country.")
 
 
+@plain_input
 @strawberry.input(description="Who receives the parcel.")
 class RecipientInput:
     name: str = strawberry.field(description="The recipient's name; must not be blank.")
@@ -278,6 +281,7 @@ class RecipientInput:
     )
 
 
+@plain_input
 @strawberry.input(description="The parcel's weight and, optionally, its size.")
 class ParcelInput:
     weight_grams: int = strawberry.field(
@@ -297,6 +301,7 @@ class ParcelInput:
     )
 
 
+@plain_input
 @strawberry.input(description="A delivery window; both ends must carry a UTC offset.")
 class TimeWindowInput:
     start: datetime = strawberry.field(
@@ -308,6 +313,7 @@ class TimeWindowInput:
     )
 
 
+@plain_input
 @strawberry.input(description="Everything needed to book one delivery.")
 class BookDeliveryInput:
     reference: str = strawberry.field(
