@@ -54,6 +54,8 @@ TEST_DATABASE_URL = _prepare_database(_BASE_URL)
 os.environ["LASTMILE_DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["LASTMILE_VAR_DIR"] = _VAR_DIR
 os.environ.setdefault("LASTMILE_ISSUER", "http://testserver")
+# Test receivers listen on 127.0.0.1; the SSRF guard's own tests turn this off.
+os.environ["LASTMILE_WEBHOOK_PRIVATE_TARGETS"] = "true"
 os.environ["LASTMILE_BROKER_URL"] = os.environ.get(
     "LASTMILE_TEST_BROKER_URL", "redis://127.0.0.1:6379/15"
 )

@@ -9,6 +9,8 @@ bin=.venv/bin
 host=${LASTMILE_HOST:-127.0.0.1}
 port=${LASTMILE_PORT:-8000}
 export LASTMILE_ISSUER=${LASTMILE_ISSUER:-http://$host:$port}
+# A development machine: webhook receivers (docs/example_client.py) run on localhost.
+export LASTMILE_WEBHOOK_PRIVATE_TARGETS=${LASTMILE_WEBHOOK_PRIVATE_TARGETS:-true}
 mkdir -p var
 
 "$bin/lastmile" migrate

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # Matrices kept in process memory per area and set of points, and for how long.
     matrix_cache_size: int = 32
     matrix_cache_seconds: float = 3600.0
+    # Let webhooks go to private, loopback and link-local addresses: for development,
+    # whose receivers run on localhost. Off, only public addresses get webhooks.
+    webhook_private_targets: bool = False
 
     def resolved_database_url(self) -> str:
         return normalize_database_url(

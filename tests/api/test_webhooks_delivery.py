@@ -23,7 +23,8 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from sqlmodel import Session, col, select
 
-from services.api.webhooks import delivery, dispatch, service, tasks
+from services.api.deliveries.errors import UserErrors
+from services.api.webhooks import delivery, dispatch, service, targets, tasks
 from services.api.webhooks.signing import verify
 from services.core.celery_app import celery_app
 from services.core.db import transaction, utcnow
@@ -36,6 +37,7 @@ from services.core.models import (
     WebhookMessageStatus,
 )
 from services.core.outbox import emit
+from services.core.settings import get_settings
 
 START = utcnow().replace(microsecond=0)  # fake clocks start here; real ones run on
 
@@ -427,3 +429,47 @@ def test_a_worker_delivers_from_the_outbox_through_failures_to_recovery(
     assert message is not None and message.status == WebhookMessageStatus.DELIVERED
     assert [a.status_code for a in _attempts(message.id)] == [500, 500, 200]
     assert len(flaky.requests) == 3
+
+
+@pytest.fixture
+def guarded(monkeypatch):
+    """Production's setting: webhooks go to public addresses only."""
+    monkeypatch.setattr(get_settings(), "webhook_private_targets", False)
+
+
+def test_a_delivery_to_a_private_address_is_refused_unsent(tenants, receiver, monkeypatch):
+    acme, _ = tenants
+    hook = receiver()
+    _endpoint(acme, hook.url)  # registered when allowed (or a public name now resolving inside)
+    monkeypatch.setattr(get_settings(), "webhook_private_targets", False)
+    _emit(acme)
+    (message_id,) = _dispatch()
+
+    assert delivery.deliver(message_id).status == WebhookMessageStatus.FAILED
+    (attempt,) = _attempts(message_id)
+    assert attempt.status_code is None
+    assert attempt.error == "Not sent: 127.0.0.1 is not a public address."
+    assert hook.requests == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://10.1.2.3/hooks",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hooks",
+        "https://localhost/hooks",
+        "http://127.0.0.1:9/hooks",
+    ],
+)
+def test_registering_a_private_address_is_refused(tenants, guarded, url):
+    acme, _ = tenants
+    with pytest.raises(UserErrors) as refused, transaction() as session:
+        service.create_endpoint(session, acme, url, ["delivery.booked"], START)
+    assert refused.value.errors[0].code == "INVALID_URL"
+    assert "public addresses only" in refused.value.errors[0].message
+
+
+def test_a_public_address_passes_the_guard(guarded):
+    assert targets.literal_refusal("93.184.215.14") is None
+    assert targets.delivery_refusal("https://93.184.215.14/hooks") is None

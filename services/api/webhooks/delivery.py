@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlmodel import Session, col, select, update
 
+from services.api.webhooks import targets
 from services.api.webhooks.service import OPEN_STATUSES, abandon_open_messages
 from services.api.webhooks.signing import signature_header
 from services.core.db import transaction, utcnow
@@ -192,6 +193,8 @@ def _claim(message_id: str, now: datetime) -> _Request | None:
 
 def _send(client: httpx.Client, request: _Request) -> _Response:
     started = time.monotonic()
+    if refusal := targets.delivery_refusal(request.url):
+        return _Response(None, None, f"Not sent: {refusal}", _since(started))
     try:
         with client.stream(
             "POST", request.url, content=request.body, headers=request.headers

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, select, update
 
 from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
+from services.api.webhooks import targets
 from services.api.webhooks.dispatch import deliver_after_commit
 from services.api.webhooks.events import EVENT_TYPES, is_known
 from services.api.webhooks.signing import new_secret
@@ -269,6 +270,8 @@ def _url_errors(url: str) -> list[UserError]:
         return invalid("https is required; plain http only for localhost and 127.0.0.1.")
     if parts.username is not None or parts.password is not None:
         return invalid("Credentials in the URL are not accepted; verify signatures instead.")
+    if refusal := targets.literal_refusal(host):
+        return invalid(f"Webhooks go to public addresses only: {refusal}")
     return []
 
 
