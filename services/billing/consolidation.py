@@ -8,16 +8,18 @@ Allocation method, per route (the route's `cost_minor` from the planner's cost m
   above that, or if the game is not monotone, in proportion to each merchant's
   stand-alone cost of its own stops on the route;
 - shares are exact integer minor units summing to the route's cost (largest remainder);
-- a plan run allocates its routes in the transaction that writes them (`allocate_routes`),
-  and a late insertion into a route allocates only what it added, to the merchants
-  whose stops it added: shares, once written and metered, never change.
+- a late insertion into a route allocates only what it added, to the merchants whose
+  stops it added: shares, once written and metered, never change.
 Because a shared van's fixed cost and the detours overlap, the game is subadditive
 in practice, so each share stays below what the merchant's stops would cost alone.
 
-The cost model (coalition costs, and re-planning each merchant's deliveries alone
-for the consolidation report) belongs to the planner, which billing must not import.
-It is passed in as a `CostModel`; `services/planner/standalone.py` implements it and
-the `lastmile` assembler (`services/cli.py`) hands it to the commands here.
+Billing must not import the planner, nor the planner billing: the planner writes, with
+each new or grown route, a `RouteCostBasis` (the coalition costs, the stops covered),
+and `allocate_route_shares` here turns every basis not yet allocated into shares, from
+the Celery task `billing.allocate_route_shares` (kicked by the plan run after it
+commits, and swept every minute) or before the consolidation report. That report's
+other figure, each merchant re-planned alone, comes from a `CostModel` the `lastmile`
+assembler (`services/cli.py`) hands in: `services/planner/standalone.py` implements it.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ from services.billing.allocation import (
     allocate_shapley,
 )
 from services.billing.metering import route_cost_usage_id
-from services.billing.money import Currency, currency_for, format_amount, from_minor
+from services.billing.money import currency_for, format_amount, from_minor
 from services.core import areas
-from services.core.models import Route, RouteAllocation, ServiceArea, Stop
+from services.core.db import utcnow
+from services.core.models import Route, RouteAllocation, RouteCostBasis, ServiceArea
 from services.core.usage import Usage, record_usage
 
 
@@ -46,136 +49,130 @@ class ConsolidationError(ValueError):
     """The area or day cannot be reported on; the message says why."""
 
 
-class CostModel(Protocol):
-    """The planner's cost model, as billing needs it (implemented by the planner)."""
+class AllocationError(ValueError):
+    """A cost basis cannot be allocated (a bug upstream, or a stored `route_cost` event of
+    the same id with another amount); the caller's transaction must roll back."""
 
-    def route_coalition_cost(
-        self, session: Session, route: Route, coalition: frozenset[str]
-    ) -> Decimal:
-        """Minor units the route's van would cost serving only these tenants' stops."""
-        ...
+
+class CostModel(Protocol):
+    """The planner's stand-alone costs, as the consolidation report needs them."""
 
     def standalone_costs(self, session: Session, area: ServiceArea, day: date) -> dict[str, int]:
         """Minor units each tenant's planned deliveries would cost, planned alone."""
         ...
 
 
-def allocate_routes(
-    session: Session, area: ServiceArea, day: date, cost_model: CostModel
-) -> dict[str, dict[str, int]]:
-    """Allocate what is not yet allocated on the area-day's routes; return every share.
+def allocate_route_shares(
+    session: Session, area_id: str | None = None, day: date | None = None
+) -> list[RouteAllocation]:
+    """Allocate every route revision that has a cost basis and no shares yet (only the
+    area-day's, if given); return the shares written, in the caller's transaction.
 
-    A plan run calls this in the transaction that writes its routes, so the shares and
-    their `route_cost` usage events commit with the routes (and cost-plus plans can
-    price on them); the consolidation report calls it too. Shares are never changed:
-    - a route nobody paid for yet is split whole among the merchants on it (revision 1,
-      Shapley or stand-alone weights, see `split_route`);
-    - a route that gained stops since (a late insertion) allocates what its cost grew
-      by since the last revision among the merchants whose stops were added, in
-      proportion to how many they added (the next revision). The incumbents keep
-      their shares; a route that got cheaper refunds nobody and the newcomers pay 0;
-    - a route with no stop uncovered is left alone, so running this again, for the
-      same plan run or any later one, bills nothing twice.
-    Returns each route's shares per merchant, summed over revisions.
+    - revision 1 splits the whole route among the merchants on it (Shapley or
+      stand-alone weights from the basis's coalition costs, see `split_route`);
+    - revision n >= 2 (a late insertion) splits what the route's cost grew by since
+      the earlier revisions' shares, among the merchants whose stops it added, in
+      proportion to how many each added. The incumbents keep their shares; a route that
+      got no dearer refunds nobody and the newcomers pay 0.
+    Each share's `route_cost` usage event is recorded with it and the basis is stamped
+    `allocated_at`. The pending bases are locked FOR UPDATE in (route, revision) order,
+    so a concurrent sweep waits, then finds them allocated: nothing is billed twice
+    (and the shares' and events' keys would refuse it anyway).
     """
-    currency = currency_for(area.currency)
-    # Plan runs lock the area row FOR UPDATE to write routes: wait for them to finish.
-    session.exec(
-        select(ServiceArea).where(ServiceArea.id == area.id).with_for_update(key_share=True)
-    ).one()
-    routes = session.exec(
-        select(Route).where(Route.area_id == area.id, Route.date == day).order_by(col(Route.id))
+    pending = select(RouteCostBasis).where(col(RouteCostBasis.allocated_at).is_(None))
+    if area_id is not None or day is not None:
+        pending = pending.join(Route, col(Route.id) == col(RouteCostBasis.route_id))
+        if area_id is not None:
+            pending = pending.where(Route.area_id == area_id)
+        if day is not None:
+            pending = pending.where(Route.date == day)
+    bases = session.exec(
+        pending.order_by(
+            col(RouteCostBasis.route_id), col(RouteCostBasis.revision)
+        ).with_for_update(of=RouteCostBasis)
     ).all()
-    route_ids = [route.id for route in routes]
-    allocations: defaultdict[str, list[RouteAllocation]] = defaultdict(list)
+    if not bases:
+        return []
+    route_ids = sorted({basis.route_id for basis in bases})
+    earlier: defaultdict[str, list[RouteAllocation]] = defaultdict(list)
     for allocation in session.exec(
         select(RouteAllocation).where(col(RouteAllocation.route_id).in_(route_ids))
     ).all():
-        allocations[allocation.route_id].append(allocation)
-    stops: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
-    for route_id, tenant_id, delivery_id in session.exec(
-        select(Stop.route_id, Stop.tenant_id, Stop.delivery_id)
-        .where(col(Stop.route_id).in_(route_ids))
-        .order_by(col(Stop.route_id), col(Stop.sequence))
-    ).all():
-        stops[route_id].append((tenant_id, delivery_id))
-    shares: dict[str, dict[str, int]] = {}
-    for route in routes:
-        earlier = allocations[route.id]
-        covered = {delivery for allocation in earlier for delivery in allocation.deliveries}
-        added = [(tenant, delivery) for tenant, delivery in stops[route.id]
-                 if delivery not in covered]  # fmt: skip
-        if added:
-            earlier += _allocate(session, area, route, earlier, added, cost_model, currency)
-        totals: defaultdict[str, int] = defaultdict(int)
-        for allocation in earlier:
-            totals[allocation.tenant_id] += allocation.amount_minor
-        if totals:
-            shares[route.id] = dict(totals)
+        earlier[allocation.route_id].append(allocation)
+    where = dict(
+        session.exec(
+            select(Route.id, ServiceArea)
+            .join(ServiceArea, col(ServiceArea.id) == col(Route.area_id))
+            .where(col(Route.id).in_(route_ids))
+        ).all()
+    )
+    now = utcnow()
+    written: list[RouteAllocation] = []
+    usage: list[Usage] = []
+    for basis in bases:
+        rows = _allocate(basis, earlier[basis.route_id], where[basis.route_id])
+        usage += [
+            Usage(
+                id=route_cost_usage_id(row.route_id, row.tenant_id, row.revision),
+                tenant_id=row.tenant_id,
+                meter="route_cost",
+                quantity=from_minor(row.amount_minor, currency_for(row.currency)),
+                at=basis.departure_at,
+                area_code=where[basis.route_id].code,
+            )
+            for row in rows
+        ]
+        earlier[basis.route_id] += rows
+        written += rows
+        basis.allocated_at = now
+    session.add_all(written)
+    report = record_usage(session, usage)
+    if report.conflicts:  # an event of that id exists with another amount: never re-bill
+        raise AllocationError("; ".join(str(conflict) for conflict in report.conflicts))
     session.flush()
-    return shares
+    return written
 
 
 def _allocate(
-    session: Session,
-    area: ServiceArea,
-    route: Route,
-    earlier: list[RouteAllocation],
-    added: list[tuple[str, str]],
-    cost_model: CostModel,
-    currency: Currency,
+    basis: RouteCostBasis, earlier: list[RouteAllocation], area: ServiceArea
 ) -> list[RouteAllocation]:
-    """The next revision of a route's allocation: its shares and their usage events."""
-    deliveries: defaultdict[str, list[str]] = defaultdict(list)
-    for tenant_id, delivery_id in added:
-        deliveries[tenant_id].append(delivery_id)
-    if earlier:
-        revision = max(allocation.revision for allocation in earlier) + 1
-        grown = route.cost_minor - sum(allocation.amount_minor for allocation in earlier)
+    """The shares of one revision of a route, from its basis and the earlier shares."""
+    route = f"route {basis.route_id} revision {basis.revision}"
+    if any(allocation.revision >= basis.revision for allocation in earlier):
+        raise AllocationError(f"{route} is already allocated")
+    if basis.revision > 1 and not any(a.revision == basis.revision - 1 for a in earlier):
+        raise AllocationError(f"{route} comes before revision {basis.revision - 1} is allocated")
+    deliveries = basis.deliveries
+    if basis.revision > 1:
+        grown = basis.route_cost_minor - sum(allocation.amount_minor for allocation in earlier)
         counts = {tenant: Decimal(len(own)) for tenant, own in deliveries.items()}
         split, method = allocate_proportional(max(grown, 0), counts), "insertion"
     else:
-        revision = 1
         split, method = split_route(
-            route.cost_minor, sorted(deliveries), _coalition_cost(session, route, cost_model)
+            basis.route_cost_minor, sorted(deliveries), _coalition_cost(basis, route)
         )
-    rows = [
+    return [
         RouteAllocation(
-            route_id=route.id,
-            revision=revision,
+            route_id=basis.route_id,
+            revision=basis.revision,
             tenant_id=tenant_id,
             amount_minor=amount,
-            currency=currency.code,
+            currency=currency_for(area.currency).code,
             method=method,
             stops=len(deliveries[tenant_id]),
-            route_cost_minor=route.cost_minor,
+            route_cost_minor=basis.route_cost_minor,
             deliveries=deliveries[tenant_id],
         )
         for tenant_id, amount in sorted(split.items())
     ]
-    session.add_all(rows)
-    record_usage(
-        session,
-        [
-            Usage(
-                id=route_cost_usage_id(route.id, row.tenant_id, revision),
-                tenant_id=row.tenant_id,
-                meter="route_cost",
-                quantity=from_minor(row.amount_minor, currency),
-                at=route.departure_at,
-                area_code=area.code,
-            )
-            for row in rows
-        ],
-    )
-    return rows
 
 
-def _coalition_cost(
-    session: Session, route: Route, cost_model: CostModel
-) -> Callable[[frozenset[str]], Decimal]:
+def _coalition_cost(basis: RouteCostBasis, route: str) -> Callable[[frozenset[str]], Decimal]:
     def cost_of(coalition: frozenset[str]) -> Decimal:
-        return cost_model.route_coalition_cost(session, route, coalition)
+        key = RouteCostBasis.coalition_key(coalition)
+        if key not in basis.costs:
+            raise AllocationError(f"the cost basis of {route} prices no coalition {key!r}")
+        return Decimal(basis.costs[key])
 
     return cost_of
 
@@ -198,23 +195,29 @@ def split_route(
 def consolidation_report(
     session: Session, area_code: str, day: date, cost_model: CostModel
 ) -> dict[str, Any]:
-    """The contract's report: shared routes' cost, each merchant alone and its share."""
+    """The contract's report: shared routes' cost, each merchant alone and its share.
+
+    Routes of the day not yet allocated are allocated first, by the same function as
+    the Celery sweep (and in this transaction), so the shares are complete.
+    """
     area = areas.get_area(session, area_code)
     if area is None:
         raise ConsolidationError(f"no service area has the code {area_code!r}")
-    shares = allocate_routes(session, area, day, cost_model)
-    if not shares:
+    costs = session.exec(
+        select(Route.cost_minor).where(Route.area_id == area.id, Route.date == day)
+    ).all()
+    if not costs:
         raise ConsolidationError(f"area {area_code!r} has no planned routes on {day.isoformat()}")
+    allocate_route_shares(session, area.id, day)
     currency = currency_for(area.currency)
-    shared = sum(
-        session.exec(
-            select(Route.cost_minor).where(Route.area_id == area.id, Route.date == day)
-        ).all()
-    )
+    shared = sum(costs)
     allocated: defaultdict[str, int] = defaultdict(int)
-    for route_shares in shares.values():
-        for tenant_id, amount in route_shares.items():
-            allocated[tenant_id] += amount
+    for tenant_id, amount in session.exec(
+        select(RouteAllocation.tenant_id, RouteAllocation.amount_minor)
+        .join(Route, col(Route.id) == col(RouteAllocation.route_id))
+        .where(Route.area_id == area.id, Route.date == day)
+    ).all():
+        allocated[tenant_id] += amount
     alone = cost_model.standalone_costs(session, area, day)
     total_alone = sum(alone.values())
     saving = (

@@ -8,8 +8,9 @@ Checks:
   the SQL that produced the invoice, then priced by the same pure engine;
 - `invoice_missing` / `invoice_totals` / `invoice_numbering`: each closed tenant-period
   with usage has an invoice, totals are the sum of lines, numbers run 1..n per tenant;
-- `route_allocation`: every allocated route's shares sum to its cost, and each share
-  has its `route_cost` usage event of the same amount;
+- `route_allocation`: every allocated route's shares sum to its cost, every stop is paid
+  for, each share has its `route_cost` usage event of the same amount, and no route's
+  cost basis has waited unallocated longer than `STALE_COST_BASIS`;
 - `usage_period`: no event is billed to a month before the one it happened in.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -52,9 +54,14 @@ from services.core.models import (
     ReconciliationRun,
     Route,
     RouteAllocation,
+    RouteCostBasis,
     Stop,
     UsageEvent,
 )
+
+STALE_COST_BASIS = timedelta(minutes=5)
+"""A cost basis is allocated within seconds of its plan run, or by the minute's sweep;
+one waiting longer means the allocation task is failing or not running."""
 
 DELIVERY_METERS = (
     "deliveries", "parcel_kg", "active_recipients", "route_km", "delivered", "failed_attempts",
@@ -362,6 +369,9 @@ def _allocations(session: Session, period: str | None, checked: dict[str, int]) 
     at; the last revision was made at the route's current cost (else it changed and
     was not re-allocated); every stop is paid for by a share; every share has its
     usage event of the same amount, and every `route_cost` event has its share.
+    A route whose cost basis billing has not allocated yet is expected to lack its
+    newest shares, so those two checks wait for it, unless it has waited longer than
+    `STALE_COST_BASIS`: that is a finding of its own.
     """
     routes = select(Route.id, Route.cost_minor)
     stops = select(Stop.route_id, Stop.delivery_id, Stop.tenant_id).join(
@@ -409,6 +419,20 @@ def _allocations(session: Session, period: str | None, checked: dict[str, int]) 
                         f" the share {amount}", tenant)
             )  # fmt: skip
     covered: defaultdict[str, set[str]] = defaultdict(set)
+    pending = select(RouteCostBasis).where(col(RouteCostBasis.allocated_at).is_(None))
+    waiting = set()
+    for basis in session.exec(pending.order_by(col(RouteCostBasis.route_id))).all():
+        if basis.route_id not in costs:
+            continue
+        waiting.add(basis.route_id)
+        for own in basis.deliveries.values():
+            covered[basis.route_id].update(own)
+        if basis.created_at < utcnow() - STALE_COST_BASIS:
+            findings.append(
+                Finding("route_allocation", basis.route_id,
+                        f"the cost basis of revision {basis.revision} has waited unallocated"
+                        f" since {basis.created_at.isoformat()}")
+            )  # fmt: skip
     for route_id, allocations in sorted(by_route.items()):
         total = sum(a.amount_minor for a in allocations)
         target = max(a.route_cost_minor for a in allocations)
@@ -419,7 +443,7 @@ def _allocations(session: Session, period: str | None, checked: dict[str, int]) 
                         f"shares sum to {total} minor units, the route cost {target} when"
                         " allocated")
             )  # fmt: skip
-        if last.route_cost_minor != costs[route_id]:
+        if last.route_cost_minor != costs[route_id] and route_id not in waiting:
             findings.append(
                 Finding("route_allocation", route_id,
                         f"the route costs {costs[route_id]} minor units, but was last allocated"

@@ -1,11 +1,12 @@
-"""Celery tasks of billing: closing periods and reconciling, both safe to run twice."""
+"""Celery tasks of billing: allocating route shares, closing periods and reconciling, all
+safe to run twice (or at once)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.billing import invoicing, reconciliation
+from services.billing import consolidation, invoicing, reconciliation
 from services.core.celery_app import celery_app
 from services.core.db import transaction, utcnow
 from services.core.usage import period_of
@@ -33,3 +34,15 @@ def close_due_period() -> dict[str, Any]:
 def reconcile(period: str | None = None) -> dict[str, Any]:
     with transaction() as session:
         return reconciliation.reconcile(session, period).as_json()
+
+
+@celery_app.task(name="billing.allocate_route_shares")
+def allocate_route_shares() -> int:
+    """Split the cost of every route revision the planner wrote a cost basis for and
+    billing has not allocated yet; return how many shares were written.
+
+    A plan run sends this by name once its routes commit, and beat sweeps every minute,
+    so a lost kick or a failed run is made good within a minute.
+    """
+    with transaction() as session:
+        return len(consolidation.allocate_route_shares(session))

@@ -42,6 +42,12 @@ def make_celery() -> Celery:
         timezone="UTC",
         beat_schedule={
             "planner-waves": {"task": "planner.run_due_waves", "schedule": 60.0},
+            # Route-cost shares: plan runs kick it after commit; this catches lost kicks.
+            "billing-allocate-route-shares": {
+                "task": "billing.allocate_route_shares",
+                "schedule": 60.0,
+                "options": {"expires": 60.0},
+            },
             "billing-close-period": {"task": "billing.close_due_period", "schedule": 3600.0},
             "billing-reconcile": {"task": "billing.reconcile", "schedule": 86400.0},
             "api-purge-idempotency-keys": {

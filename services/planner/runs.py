@@ -7,6 +7,9 @@ reordering the other stops; what is left is solved on the vans still free. Solvi
 happens outside any transaction; the result is written in one transaction that
 re-checks each delivery is still BOOKED and each route still has the stops it had,
 so a concurrent cancellation or a second plan run can never plan a delivery twice.
+That transaction also writes each new or grown route's cost basis, which billing's
+`billing.allocate_route_shares` task (kicked by name after commit) splits among the
+merchants on it: the planner never imports billing.
 Malformed input (`ProblemError`, `ShiftError`) or a failing matrix provider
 (`MatrixError`) fails the run with a message naming the culprit and writes nothing else.
 See docs/planning.md.
@@ -14,6 +17,7 @@ See docs/planning.md.
 
 from __future__ import annotations
 
+import logging
 import math
 import time as clock
 from collections.abc import Callable, Sequence
@@ -25,7 +29,8 @@ from itertools import pairwise
 from sqlmodel import Session, col, select
 
 from services.core import areas
-from services.core.db import transaction, utcnow
+from services.core.celery_app import celery_app
+from services.core.db import on_commit, transaction, utcnow
 from services.core.models import (
     Delivery,
     DeliveryEvent,
@@ -45,6 +50,9 @@ from services.planner import problem as p
 from services.planner.insertion import Schedule, cheapest_insertion, schedule
 from services.planner.matrix import matrix_for
 from services.planner.solver import solve
+from services.planner.standalone import record_cost_basis
+
+logger = logging.getLogger(__name__)
 
 MILLI = 1000  # the solver's cost unit is a thousandth of a minor unit
 # Leaving a delivery out must cost more than any route could: ten thousand dollars.
@@ -54,6 +62,9 @@ DROP_PENALTY = 1_000_000 * MILLI
 DEFAULT_PARCEL_VOLUME_CM3 = 24_000
 # The reason a late booking stays BOOKED when its route changed while planning.
 ROUTE_CHANGED = "ROUTE_CHANGED"
+# Billing's task that allocates route-cost shares from cost bases, sent by name: the
+# planner never imports billing.
+ALLOCATE_ROUTE_SHARES = "billing.allocate_route_shares"
 
 
 class PlanError(Exception):
@@ -419,7 +430,8 @@ def write_solution(
     insertions: Insertions | None = None,
 ) -> PlanRun:
     """Write insertions into open routes, then new routes and stops, for deliveries still
-    BOOKED; record why the rest were left."""
+    BOOKED; record why the rest were left. Each new or grown route gets its cost basis
+    (`standalone.record_cost_basis`) in this transaction, for billing to allocate."""
     insertions = insertions or Insertions(orders={}, schedules={}, added_metres={})
     run = session.get(PlanRun, run_id)
     assert run is not None
@@ -438,6 +450,7 @@ def write_solution(
     writer = _Writer(session, plan_input, now)
     reasons = {left.job_id: left.reason for left in solution.unassigned}
     inserted = 0
+    bases = 0  # cost basis revisions written, for billing to allocate
     added_distance = 0
     added_cost = 0
     for route_id, order in insertions.orders.items():
@@ -449,6 +462,8 @@ def write_solution(
         inserted += len(new)
         added_distance += change[0]
         added_cost += change[1]
+        if record_cost_basis(session, session.get_one(Route, route_id), new) is not None:
+            bases += 1
     planned = inserted
     total_distance = 0
     total_cost = 0
@@ -477,8 +492,10 @@ def write_solution(
             eta = plan_input.midnight + timedelta(seconds=visit.start)
             writer.plan(current[visit.job_id], route, number, eta, km_share)
             planned += 1
+        record_cost_basis(session, route)
         emit(session, "route.planned", {"route_id": route.id, "plan_run_id": run.id}, None)
         route_count += 1
+        bases += 1
         total_distance += route.distance_m
         total_cost += route.cost_minor
     for job_id, reason in reasons.items():
@@ -495,13 +512,19 @@ def write_solution(
     run.distance_m = total_distance + added_distance
     run.cost_minor = total_cost
     run.best_cost_minor = total_cost
-    # Each merchant's share of the new and grown routes, and its route_cost usage event,
-    # commit with the routes (docs/billing.md); standalone imports this module.
-    from services.billing.consolidation import allocate_routes
-    from services.planner.standalone import PlannerCostModel
-
-    allocate_routes(session, area, plan_input.day, PlannerCostModel())
+    if bases:
+        # Billing splits the routes' costs from their cost bases in its own transaction
+        # (docs/billing.md); kick it now, its periodic sweep catches a lost kick.
+        on_commit(session, _kick_allocation)
     return run
+
+
+def _kick_allocation() -> None:
+    try:
+        celery_app.send_task(ALLOCATE_ROUTE_SHARES)
+    except Exception:  # the broker being down must not fail a committed plan run
+        logger.warning("Could not enqueue %s; its periodic sweep will run it.",
+                       ALLOCATE_ROUTE_SHARES, exc_info=True)  # fmt: skip
 
 
 class _Writer:

@@ -5,15 +5,11 @@ from __future__ import annotations
 import csv
 import io
 
-from sqlmodel import select
-
 from services.api.seed import seed_demo
 from services.billing import invoicing
-from services.billing.consolidation import allocate_routes
+from services.billing.consolidation import allocate_route_shares
 from services.core.db import transaction, utcnow
-from services.core.models import ServiceArea
 from services.core.usage import period_of
-from services.planner.standalone import PlannerCostModel
 from tests.billing.world import book, plan_by_hand
 from tests.factories import graphql, token
 
@@ -35,8 +31,7 @@ def test_a_merchant_sees_only_its_own_billing(client, db):
         a = book(session, acme, 2, now)
         b = book(session, bluebird, 1, now, offset=0.002)
         routes = plan_by_hand(session, [[a[0], b[0], a[1]]], 5_000)
-        allocate_routes(session, session.exec(select(ServiceArea)).one(), routes[0].date,
-                        PlannerCostModel())  # fmt: skip
+        allocate_route_shares(session)
         invoicing.close_period(session, period_of(now), finalize=True)
     merchant = demo["merchants"][0]
     access = token(client, merchant["client_id"], merchant["client_secret"])

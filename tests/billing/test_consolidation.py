@@ -7,22 +7,25 @@ from datetime import date
 from decimal import Decimal
 
 from click.testing import CliRunner
-from sqlmodel import select
+from sqlmodel import col, select
 
-from services.billing.consolidation import allocate_routes, consolidation_report, split_route
+from services.billing.allocation import MAX_SHAPLEY_PLAYERS
+from services.billing.consolidation import (
+    allocate_route_shares,
+    consolidation_report,
+    split_route,
+)
 from services.cli import main
 from services.core.db import transaction, utcnow
-from services.core.models import RouteAllocation, ServiceArea, UsageEvent
-from services.planner import runs
-from services.planner.standalone import PlannerCostModel
+from services.core.models import RouteAllocation, RouteCostBasis, ServiceArea, UsageEvent
+from services.planner import runs, standalone
 from tests.billing.world import book, demo, plan_by_hand
 
 
-class FixedStandalone(PlannerCostModel):
-    """The planner's coalition costs, with stand-alone costs given instead of solved."""
+class FixedStandalone:
+    """Stand-alone costs given instead of solved."""
 
     def __init__(self, alone: dict[str, int]) -> None:
-        super().__init__()
         self.alone = alone
 
     def standalone_costs(self, session, area, day):
@@ -41,19 +44,27 @@ def _world(cost_minor: int = 10_001):
 
 
 def test_each_route_is_split_exactly_and_recorded_as_usage(db):
-    acme, bluebird, routes, area = _world()
+    acme, bluebird, routes, _ = _world()
     with transaction() as session:
-        shares = allocate_routes(session, area, routes[0].date, PlannerCostModel())
+        written = allocate_route_shares(session)
     for route in routes:
-        assert sum(shares[route.id].values()) == 10_001
-        assert set(shares[route.id]) == {acme, bluebird}
+        shares = {a.tenant_id: a.amount_minor for a in written if a.route_id == route.id}
+        assert sum(shares.values()) == 10_001
+        assert set(shares) == {acme, bluebird}
     with transaction() as session:
         methods = set(session.exec(select(RouteAllocation.method)).all())
         usage = session.exec(select(UsageEvent).where(UsageEvent.meter == "route_cost")).all()
-    assert methods == {"shapley"}
+        pending = session.exec(
+            select(RouteCostBasis).where(col(RouteCostBasis.allocated_at).is_(None))
+        ).all()
+    assert methods == {"shapley"} and pending == []
     assert sum(e.quantity for e in usage) == Decimal("200.02")
     with transaction() as session:  # a second run changes nothing
-        assert allocate_routes(session, area, routes[0].date, PlannerCostModel()) == shares
+        assert allocate_route_shares(session) == []
+
+
+def test_the_planner_prices_every_coalition_billing_splits_by_shapley():
+    assert standalone.SHAPLEY_MERCHANTS == MAX_SHAPLEY_PLAYERS
 
 
 def test_symmetric_merchants_pay_alike_and_a_lone_merchant_pays_all():

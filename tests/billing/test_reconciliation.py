@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from services.billing import invoicing
 from services.billing.cli import billing
-from services.billing.consolidation import allocate_routes
+from services.billing.consolidation import allocate_route_shares
 from services.core.db import transaction, utcnow
 from services.core.models import (
     BillingAccount,
@@ -19,10 +19,8 @@ from services.core.models import (
     DeliveryStatus,
     ReconciliationFinding,
     RouteAllocation,
-    ServiceArea,
 )
 from services.core.usage import Usage, period_of, record_usage
-from services.planner.standalone import PlannerCostModel
 from tests.billing.world import book, demo, plan_by_hand
 
 
@@ -34,8 +32,7 @@ def _ledger():
         a = book(session, acme, 3, now)
         b = book(session, bluebird, 2, now, offset=0.002)
         routes = plan_by_hand(session, [[a[0], b[0], a[1]], [a[2], b[1]]], 9_999)
-        area = session.exec(select(ServiceArea)).one()
-        allocate_routes(session, area, routes[0].date, PlannerCostModel())
+        allocate_route_shares(session)
     with transaction() as session:
         invoicing.close_period(session, period_of(now), finalize=True)
     return acme, bluebird, a, b, routes, period_of(now)

@@ -1,31 +1,43 @@
-"""Route-cost shares are allocated and metered in the transaction that writes the routes."""
+"""Route-cost shares: the plan run writes each route's cost basis with the route, and
+billing's task allocates it in its own transaction, once, whatever runs it when."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import os
+import threading
+import time
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
-from services.billing import consolidation
+from services.billing import consolidation, tasks
 from services.billing.metering import route_cost_usage_id
 from services.billing.reconciliation import reconcile
-from services.core.db import transaction, utcnow
+from services.core.celery_app import celery_app
+from services.core.db import get_engine, transaction, utcnow
 from services.core.models import (
+    Delivery,
+    DeliveryStatus,
     PlanRunStatus,
     Route,
     RouteAllocation,
-    ServiceArea,
+    RouteCostBasis,
     Stop,
     UsageEvent,
 )
 from services.core.usage import Usage, record_usage
 from services.planner import runs
-from services.planner.standalone import PlannerCostModel
+from services.planner.standalone import record_cost_basis
 from tests.billing.world import book, demo
 from tests.planner import world
+
+postgresql_only = pytest.mark.skipif(
+    get_engine().dialect.name != "postgresql", reason="row locks are PostgreSQL's"
+)
 
 
 def _plan_demo(day) -> runs.PlanRun:
@@ -50,46 +62,110 @@ def _ledger() -> tuple[dict[str, int], dict[tuple[str, str, int], int], dict[str
     return costs, shares, usage
 
 
+def _pending() -> list[tuple[str, int]]:
+    with transaction() as session:
+        return list(
+            session.exec(
+                select(RouteCostBasis.route_id, RouteCostBasis.revision).where(
+                    col(RouteCostBasis.allocated_at).is_(None)
+                )
+            ).all()
+        )
+
+
 def _route_findings() -> list[str]:
     with transaction() as session:
         result = reconcile(session)
     return [f.message for f in result.findings if f.check == "route_allocation"]
 
 
-def test_a_plan_run_records_each_merchants_share_with_its_routes(db):
+def _two_merchants_planned() -> tuple[str, str, date]:
     now = utcnow()
     with transaction() as session:
         acme, bluebird = demo(session, now)
         day = book(session, acme, 6, now)[0].date
         book(session, bluebird, 5, now, offset=0.002)
     assert _plan_demo(day).deliveries_planned == 11
+    return acme, bluebird, day
 
-    costs, shares, usage = _ledger()
-    assert costs and {tenant for _, tenant, _ in shares} == {acme, bluebird}
+
+def _assert_billed_once(costs, shares, usage) -> None:
+    """Shares sum to each route's cost, each has its event of the same amount, and
+    every stop is paid for by its merchant's share."""
     for route_id, cost in costs.items():
         assert sum(a for (r, _, _), a in shares.items() if r == route_id) == cost
     assert set(usage) == {route_cost_usage_id(r, t, n) for r, t, n in shares}
     for (route_id, tenant, revision), amount in shares.items():
         assert usage[route_cost_usage_id(route_id, tenant, revision)] == Decimal(amount) / 100
     assert sum(usage.values()) == Decimal(sum(costs.values())) / 100
-    with transaction() as session:  # every stop is paid for by its merchant's share
+    with transaction() as session:
         stops = session.exec(select(Stop.route_id, Stop.tenant_id, Stop.delivery_id)).all()
         paid = {(a.route_id, a.tenant_id, d) for a in session.exec(select(RouteAllocation))
                 for d in a.deliveries}  # fmt: skip
-    assert set(stops) == paid and len(stops) == 11
+    assert set(stops) == paid
 
-    assert _plan_demo(day).deliveries_planned == 0  # a rerun plans and bills nothing again
+
+def test_a_plan_run_writes_cost_bases_and_the_task_allocates_them_once(db):
+    acme, bluebird, day = _two_merchants_planned()
+    costs, shares, usage = _ledger()
+    assert costs and shares == {} and usage == {}  # the plan run itself bills nothing
     with transaction() as session:
-        area = session.exec(select(ServiceArea)).one()
-        totals = consolidation.allocate_routes(session, area, day, PlannerCostModel())
+        bases = session.exec(select(RouteCostBasis)).all()
+    assert {(b.route_id, b.revision) for b in bases} == {(r, 1) for r in costs}
+    assert all(b.route_cost_minor == costs[b.route_id] and b.costs for b in bases)
+
+    written = tasks.allocate_route_shares()
+
+    costs, shares, usage = _ledger()
+    assert written == len(shares) and {tenant for _, tenant, _ in shares} == {acme, bluebird}
+    _assert_billed_once(costs, shares, usage)
+    assert _pending() == [] and _route_findings() == []
+    assert tasks.allocate_route_shares() == 0  # a rerun bills nothing
+    assert _plan_demo(day).deliveries_planned == 0
+    assert tasks.allocate_route_shares() == 0
     assert _ledger() == (costs, shares, usage)
-    assert totals == {
-        route_id: {t: a for (r, t, _), a in shares.items() if r == route_id} for route_id in costs
-    }
-    assert _route_findings() == []
 
 
-def test_shares_commit_with_the_routes_or_not_at_all(db, monkeypatch):
+@postgresql_only
+def test_a_sweep_waits_for_a_concurrent_one_and_bills_nothing_twice(db):
+    _two_merchants_planned()
+    second: list[int] = []
+    with transaction() as session:
+        first = consolidation.allocate_route_shares(session)  # holds the bases' row locks
+        racer = threading.Thread(target=lambda: second.append(tasks.allocate_route_shares()))
+        racer.start()
+        racer.join(timeout=1.0)
+        assert racer.is_alive()  # waiting for the first sweep to commit
+    racer.join(timeout=30)
+    assert first and second == [0]
+    _assert_billed_once(*_ledger())
+
+
+@postgresql_only
+def test_sweeps_started_together_bill_once(db):
+    _two_merchants_planned()
+    start = threading.Barrier(4)
+    written: list[int] = []
+    errors: list[BaseException] = []
+
+    def sweep() -> None:
+        start.wait()
+        try:
+            written.append(tasks.allocate_route_shares())
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=sweep) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    costs, shares, usage = _ledger()
+    assert errors == [] and sorted(written) == [0, 0, 0, len(shares)]
+    _assert_billed_once(costs, shares, usage)
+
+
+def test_routes_commit_even_if_allocation_fails_and_a_retry_allocates(db, monkeypatch):
     now = utcnow()
     with transaction() as session:
         acme, _ = demo(session, now)
@@ -98,14 +174,36 @@ def test_shares_commit_with_the_routes_or_not_at_all(db, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("allocation failed")
 
-    monkeypatch.setattr(consolidation, "allocate_routes", broken)
+    monkeypatch.setattr(consolidation, "split_route", broken)
     run = _plan_demo(day)
-    assert run.status == PlanRunStatus.FAILED and "allocation failed" in (run.error or "")
+    assert run.status == PlanRunStatus.DONE and run.deliveries_planned == 3
+    with pytest.raises(RuntimeError, match="allocation failed"):
+        tasks.allocate_route_shares()
+    costs, shares, usage = _ledger()
+    assert costs and shares == {} and usage == {}  # nothing of the failed sweep stays
+    assert len(_pending()) == len(costs)
+    assert _route_findings() == []  # a fresh basis waits its turn
+
+    with transaction() as session:  # the sweep kept failing for ten minutes
+        session.execute(update(RouteCostBasis).values(created_at=utcnow() - timedelta(minutes=10)))
+    assert sum("has waited unallocated" in f for f in _route_findings()) == len(costs)
+
+    monkeypatch.undo()
+    assert tasks.allocate_route_shares() > 0  # the next sweep (or kick) makes it good
+    _assert_billed_once(*_ledger())
+    assert _pending() == [] and _route_findings() == []
+
+
+def test_a_share_whose_usage_id_is_taken_with_another_amount_is_not_written(db):
+    acme, _, _ = _two_merchants_planned()
     with transaction() as session:
-        assert session.exec(select(func.count()).select_from(Route)).one() == 0
-        assert session.exec(select(func.count()).select_from(UsageEvent)
-                            .where(col(UsageEvent.meter).in_(["route_cost", "route_km"]))
-                            ).one() == 0  # fmt: skip
+        route_id = session.exec(select(Stop.route_id).where(Stop.tenant_id == acme)).first()
+        taken = Usage(id=route_cost_usage_id(route_id, acme, 1), tenant_id=acme,
+                      meter="route_cost", quantity=Decimal("0.01"), at=utcnow())  # fmt: skip
+        record_usage(session, [taken])
+    with pytest.raises(consolidation.AllocationError, match="different"):
+        tasks.allocate_route_shares()
+    assert _ledger()[1] == {} and len(_pending()) == len(_ledger()[0])
 
 
 def test_a_late_insertion_bills_what_it_added_to_the_newcomer_only(db):
@@ -119,12 +217,17 @@ def test_a_late_insertion_bills_what_it_added_to_the_newcomer_only(db):
                                                       (40.70, -74.0)], strict=True):  # fmt: skip
             world.delivery(session, area, owner, at=at)
     world.plan()
+    tasks.allocate_route_shares()
     costs, first, _ = _ledger()
     [(route_id, cost_before)] = costs.items()
     with transaction() as session:
         late = world.delivery(session, area, corvid, at=(40.715, -74.09))
 
     assert world.plan().deliveries_inserted == 1
+    with transaction() as session:
+        basis = session.get_one(RouteCostBasis, (route_id, 2))
+    assert (basis.deliveries, basis.costs) == ({corvid.id: [late.id]}, {})
+    assert tasks.allocate_route_shares() == 1
 
     costs, shares, usage = _ledger()
     added = costs[route_id] - cost_before
@@ -140,6 +243,7 @@ def test_a_late_insertion_bills_what_it_added_to_the_newcomer_only(db):
     )
     assert _route_findings() == []
     world.plan()  # nothing new: nothing billed
+    assert tasks.allocate_route_shares() == 0
     assert _ledger() == (costs, shares, usage)
 
 
@@ -150,6 +254,7 @@ def test_reconciliation_finds_stale_missing_and_orphan_shares(db):
         day = book(session, acme, 4, now)[0].date
         book(session, bluebird, 3, now, offset=0.002)
     _plan_demo(day)
+    tasks.allocate_route_shares()
     costs = _ledger()[0]
     route_id = next(iter(costs))
     with transaction() as session:
@@ -179,18 +284,20 @@ def test_a_route_that_got_no_dearer_bills_the_newcomer_nothing(db, grown):
     with transaction() as session:
         acme, bluebird = demo(session, now)
         day = book(session, acme, 2, now)[0].date
-        late = book(session, bluebird, 1, now, offset=0.002)[0]
+        early = book(session, bluebird, 1, now, offset=0.002)[0]
     _plan_demo(day)
+    tasks.allocate_route_shares()
     with transaction() as session:  # as if a late insertion had cost nothing, or saved a cent
-        stop = session.exec(select(Stop).where(Stop.delivery_id == late.id)).one()
-        route = session.get_one(Route, stop.route_id)
-        for allocation in session.exec(
-            select(RouteAllocation).where(RouteAllocation.route_id == route.id)
-        ).all():
-            allocation.deliveries = [d for d in allocation.deliveries if d != late.id]
+        late = book(session, bluebird, 1, now, offset=0.003)[0]
+        route = session.get_one(Route, session.get_one(Delivery, early.id).route_id)
+        session.add(Stop(route_id=route.id, delivery_id=late.id, tenant_id=bluebird,
+                         sequence=route.stop_count + 1, eta=route.return_at))  # fmt: skip
+        late.status, late.route_id = DeliveryStatus.PLANNED, route.id
         route.cost_minor += grown
-        area = session.exec(select(ServiceArea)).one()
-        consolidation.allocate_routes(session, area, day, PlannerCostModel())
+        route.stop_count += 1
+        session.flush()
+        assert record_cost_basis(session, route, [late.id]) is not None
+    tasks.allocate_route_shares()
     _, after, usage = _ledger()
     assert after[(route.id, bluebird, 2)] == 0
     assert usage[f"{route.id}:{bluebird}:route_cost:2"] == 0
@@ -204,3 +311,37 @@ def test_a_route_that_got_no_dearer_bills_the_newcomer_nothing(db, grown):
         2,
     )
     assert share.method != "insertion"  # its first revision's
+
+
+@pytest.fixture
+def billing_worker(db):
+    """A real worker on a queue of this run's own, so concurrent runs sharing the Redis
+    broker never take each other's billing tasks."""
+    queue = f"billing-test-{os.getpid()}"
+    routes = celery_app.conf.task_routes
+    celery_app.conf.task_routes = {**routes, "billing.*": {"queue": queue}}
+    celery_app.amqp.flush_routes()
+    del celery_app.amqp.router
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queue)
+    try:
+        with start_worker(
+            celery_app, pool="threads", concurrency=2, perform_ping_check=False, queues=[queue]
+        ) as running:
+            yield running
+    finally:
+        celery_app.conf.task_routes = routes
+        celery_app.amqp.flush_routes()
+        del celery_app.amqp.router
+
+
+def test_a_worker_allocates_the_routes_a_plan_run_kicked_it_for(billing_worker):
+    _two_merchants_planned()  # its commit sends billing.allocate_route_shares by name
+
+    deadline = time.monotonic() + 60
+    while _pending() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _pending() == []
+    _assert_billed_once(*_ledger())
+    with transaction() as session:
+        assert session.exec(select(func.count()).select_from(RouteAllocation)).one() > 0

@@ -22,6 +22,7 @@ from services.core.models import (
     Vehicle,
 )
 from services.core.usage import Usage, record_usage
+from services.planner.standalone import record_cost_basis
 
 
 def book(session: Session, tenant_id: str, count: int, now, offset: float = 0.0) -> list[Delivery]:
@@ -46,7 +47,7 @@ def book(session: Session, tenant_id: str, count: int, now, offset: float = 0.0)
 
 def plan_by_hand(session: Session, routes: list[list[Delivery]], cost_minor: int) -> list[Route]:
     """Put each list of deliveries on its own route of the demo fleet, in list order,
-    writing what a plan run writes (stops, PLANNED events, route_km usage)."""
+    writing what a plan run writes (stops, PLANNED events, route_km usage, cost basis)."""
     area = session.exec(select(ServiceArea).where(ServiceArea.code == "demo")).one()
     day = routes[0][0].date
     run = PlanRun(area_id=area.id, date=day, trigger="test", time_limit_seconds=1)
@@ -75,6 +76,7 @@ def plan_by_hand(session: Session, routes: list[list[Delivery]], cost_minor: int
             km = Usage(id=f"{delivery.id}:route_km", tenant_id=delivery.tenant_id,
                        meter="route_km", quantity=Decimal(3), at=departure)  # fmt: skip
             record_usage(session, [km])
+        record_cost_basis(session, route)
         written.append(route)
     session.flush()
     return written

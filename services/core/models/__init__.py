@@ -24,7 +24,7 @@ from services.core.models.billing import (
 from services.core.models.deliveries import Delivery, DeliveryEvent, DeliveryStatus
 from services.core.models.idempotency import IdempotencyRecord
 from services.core.models.outbox import OutboxEvent
-from services.core.models.planning import PlanRun, PlanRunStatus, Route, Stop
+from services.core.models.planning import PlanRun, PlanRunStatus, Route, RouteCostBasis, Stop
 from services.core.models.quotes import Quote
 from services.core.models.tenancy import OAuthClient, Tenant
 from services.core.models.webhooks import (
@@ -55,6 +55,7 @@ __all__ = [
     "ReconciliationRun",
     "Route",
     "RouteAllocation",
+    "RouteCostBasis",
     "ServiceArea",
     "Shift",
     "Stop",

@@ -1,11 +1,12 @@
-"""Plan runs and the routes and stops they produce."""
+"""Plan runs, the routes and stops they produce, and the facts billing splits costs by."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from services.core.db import UTCDateTime, utcnow
@@ -66,3 +67,48 @@ class Stop(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenant.id", index=True)
     sequence: int  # 1-based position on the route
     eta: datetime = Field(sa_type=UTCDateTime)
+
+
+class RouteCostBasis(SQLModel, table=True):
+    """What billing needs to split one revision of a route's cost, written by the planner
+    in the transaction that writes or grows the route.
+
+    Planner and billing never import each other: the planner prices coalitions (it owns
+    the cost model), billing turns these facts into shares (`RouteAllocation` rows of
+    the same route and revision) in a later transaction and stamps `allocated_at`.
+    - revision 1 covers the whole route when planned: `costs` maps each coalition of its
+      merchants (tenant ids sorted, joined by ",") to what the van would cost serving
+      only their stops, for every coalition when at most 8 merchants ride it (Shapley),
+      else each merchant alone (stand-alone weights);
+    - revision n >= 2 covers the stops a late insertion added; billing splits what the
+      route grew by among their merchants by stop count, so `costs` is empty.
+    Costs are minor units as exact decimal strings. Rows never change but for
+    `allocated_at`.
+    """
+
+    __tablename__ = "route_cost_basis"
+    __table_args__ = (
+        # The allocation sweep's queue: small, whatever the history.
+        Index(
+            "ix_route_cost_basis_pending",
+            "route_id",
+            "revision",
+            postgresql_where=text("allocated_at IS NULL"),
+            sqlite_where=text("allocated_at IS NULL"),
+        ),
+    )
+
+    route_id: str = Field(foreign_key="route.id", primary_key=True)
+    revision: int = Field(primary_key=True)
+    route_cost_minor: int = Field(sa_type=BigInteger)  # the route's cost at this revision
+    departure_at: datetime = Field(sa_type=UTCDateTime)  # when its route_cost usage happens
+    # tenant id -> the deliveries (stops) this revision covers, in stop order
+    deliveries: dict[str, list[str]] = Field(sa_column=Column(JSON, nullable=False))
+    costs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    allocated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    @staticmethod
+    def coalition_key(tenants: Iterable[str]) -> str:
+        """How `costs` names a coalition: its tenant ids, sorted, joined by ","."""
+        return ",".join(sorted(tenants))
