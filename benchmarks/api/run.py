@@ -2,7 +2,9 @@
 
 Runs the real API with 2 uvicorn worker processes on PostgreSQL (a database of its
 own, dropped afterwards) and drives it from this process over loopback. Prints
-throughput, latency percentiles and the ratios to the bare FastAPI INSERT.
+throughput, latency percentiles, the ratios to the bare FastAPI INSERT, and the API
+processes' CPU milliseconds per request (per delivery in bulk), the figure that
+stays comparable when the machine is busy.
 
     .venv/bin/python benchmarks/api/run.py [--seconds 10] [--database-url postgresql://root@127.0.0.1:5432/test]
 """
@@ -20,6 +22,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -27,7 +30,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
-from load import closed_loop, open_loop  # noqa: E402
+from load import Result, closed_loop, open_loop  # noqa: E402
 
 from services.core.settings import normalize_database_url  # noqa: E402
 
@@ -38,6 +41,22 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cpu_seconds(root: int) -> float:
+    """CPU time used so far by a process and its children (the uvicorn workers), from
+    /proc: unlike throughput, it hardly depends on what else the machine is doing."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if root in (pid, ppid):
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def _booking(n: int, prefix: str) -> dict:
@@ -140,7 +159,7 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.5)
-        asyncio.run(_measure(port, token, args.seconds, args.connections))
+        asyncio.run(_measure(port, token, args.seconds, args.connections, server.pid))
     finally:
         if server is not None:
             server.terminate()
@@ -152,7 +171,7 @@ def main() -> None:
             c.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
 
 
-async def _measure(port: int, token: str, seconds: float, connections: int) -> None:
+async def _measure(port: int, token: str, seconds: float, connections: int, server: int) -> None:
     json_headers = {"Content-Type": "application/json"}
     auth = {**json_headers, "Authorization": f"Bearer {token}"}
     host = "127.0.0.1"
@@ -182,27 +201,41 @@ async def _measure(port: int, token: str, seconds: float, connections: int) -> N
     await closed_loop(host, port, "/graphql", book("warm"), auth, 4, 2.0)
 
     rows = []
-    baseline = await closed_loop(
-        host, port, "/bare/insert", bare, json_headers, connections, seconds
+
+    async def scenario(name: str, items: int, run: Any) -> Result:
+        before = _cpu_seconds(server)
+        result: Result = await run
+        cpu = _cpu_seconds(server) - before
+        rows.append((name, result, items, cpu * 1000 / max(1, len(result.latencies) * items)))
+        return result
+
+    baseline = await scenario(
+        "bare FastAPI INSERT",
+        1,
+        closed_loop(host, port, "/bare/insert", bare, json_headers, connections, seconds),
     )
-    rows.append(("bare FastAPI INSERT", baseline, 1))
-    strawberry_bare = await closed_loop(
-        host, port, "/bare/graphql", bare_graphql, json_headers, connections, seconds
+    await scenario(
+        "bare strawberry mutation INSERT",
+        1,
+        closed_loop(host, port, "/bare/graphql", bare_graphql, json_headers, connections, seconds),
     )
-    rows.append(("bare strawberry mutation INSERT", strawberry_bare, 1))
-    booking = await closed_loop(host, port, "/graphql", book("max"), auth, connections, seconds)
-    rows.append(("bookDelivery (JWT, everything it writes)", booking, 1))
-    bulk = await closed_loop(host, port, "/graphql", book_many, auth, 2, seconds)
-    rows.append(("bookDeliveries x250", bulk, 250))
+    await scenario(
+        "bookDelivery (JWT, everything it writes)",
+        1,
+        closed_loop(host, port, "/graphql", book("max"), auth, connections, seconds),
+    )
+    await scenario(
+        "bookDeliveries x250", 250, closed_loop(host, port, "/graphql", book_many, auth, 2, seconds)
+    )
     steady = await open_loop(host, port, "/graphql", book("steady"), auth, 100.0, seconds)
 
-    header = ("req/s", "items/s", "p50 ms", "p99 ms", "errors", "vs bare")
+    header = ("req/s", "items/s", "p50 ms", "p99 ms", "errors", "vs bare", "cpu ms")
     print(f"\n{'scenario':44} " + " ".join(f"{h:>8}" for h in header))
-    for name, result, items in rows:
+    for name, result, items, cpu_ms in rows:
         print(
             f"{name:44} {result.rate:8.1f} {result.rate * items:9.1f} "
             f"{result.percentile(50) * 1000:8.1f} {result.percentile(99) * 1000:8.1f} "
-            f"{result.errors:8d} {result.rate / baseline.rate:8.1%}"
+            f"{result.errors:8d} {result.rate / baseline.rate:8.1%} {cpu_ms:8.2f}"
         )
     print(
         f"{'bookDelivery at a steady 100 req/s':44} {steady.rate:8.1f} {steady.rate:9.1f} "

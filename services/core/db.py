@@ -42,9 +42,6 @@ def utcnow() -> datetime:
 
 
 PING_AFTER_IDLE_SECONDS = 10.0
-# Connections per process: POOL_SIZE kept open, up to POOL_OVERFLOW more under load.
-POOL_SIZE = 10
-POOL_OVERFLOW = 20
 
 
 def make_engine(url: str) -> Engine:
@@ -59,7 +56,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
 
     # Pinging on every checkout costs a round trip per request. Connections go stale
     # while idle (a database restart, a firewall's timeout), so only those are pinged;
