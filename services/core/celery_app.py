@@ -60,6 +60,7 @@ def make_celery() -> Celery:
                 "schedule": 5.0,
                 "options": {"expires": 5.0},
             },
+            "webhooks-prune-history": {"task": "webhooks.prune_history", "schedule": 3600.0},
             "webhooks-retry-due": {
                 "task": "webhooks.retry_due",
                 "schedule": 30.0,

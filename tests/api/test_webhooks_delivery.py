@@ -473,3 +473,32 @@ def test_registering_a_private_address_is_refused(tenants, guarded, url):
 def test_a_public_address_passes_the_guard(guarded):
     assert targets.literal_refusal("93.184.215.14") is None
     assert targets.delivery_refusal("https://93.184.215.14/hooks") is None
+
+
+def test_history_past_its_retention_is_pruned_and_open_messages_never(tenants, receiver):
+    from services.api.webhooks import retention
+
+    acme, _ = tenants
+    hook = receiver()
+    _endpoint(acme, hook.url)
+    delivered, open_, recent = (_emit(acme) for _ in range(3))
+    messages = dict(zip((delivered, open_, recent), _dispatch(), strict=True))
+    delivery.deliver(messages[delivered])  # DELIVERED, with one attempt logged
+    delivery.deliver(messages[recent])
+    long_ago = START - retention.MESSAGE_RETENTION - timedelta(days=1)
+    with transaction() as session:  # age every row but the recent ones
+        for event_id in (delivered, open_):
+            event = session.get(OutboxEvent, event_id)
+            event.dispatched_at = long_ago
+            message = session.get(WebhookMessage, messages[event_id])
+            message.created_at = long_ago
+            session.add_all([event, message])
+
+    assert retention.prune(START) == (2, 1)
+    with transaction() as session:
+        assert set(session.exec(select(OutboxEvent.id)).all()) == {recent}
+        assert set(session.exec(select(WebhookMessage.id)).all()) == {
+            messages[open_],
+            messages[recent],
+        }
+    assert _attempts(messages[delivered]) == [] and len(_attempts(messages[recent])) == 1

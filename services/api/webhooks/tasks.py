@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.api.webhooks import delivery, dispatch
+from services.api.webhooks import delivery, dispatch, retention
 from services.core.celery_app import celery_app
 from services.core.db import transaction, utcnow
 
@@ -46,3 +46,9 @@ def retry_due() -> int:
     for message_id in message_ids:
         deliver_message.delay(message_id)
     return len(message_ids)
+
+
+@celery_app.task(name="webhooks.prune_history")
+def prune_history() -> tuple[int, int]:
+    """Forget dispatched outbox events and final messages past their retention."""
+    return retention.prune(utcnow())
