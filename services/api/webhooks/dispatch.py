@@ -16,6 +16,7 @@ periodic sweeps find the same work in the database.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -124,13 +125,24 @@ def _names_another_tenant(payload: Any, tenant_id: str) -> bool:
     return False
 
 
-KICK_INTERVAL = 0.25  # seconds between dispatch kicks from one process
+KICK_INTERVAL = 1.0  # seconds between dispatch kicks from one process
 _last_kick = float("-inf")
+_kick_lock = threading.Lock()
+
+
+def _kick_due() -> bool:
+    """True for at most one commit per KICK_INTERVAL in this process, whatever the thread."""
+    global _last_kick
+    with _kick_lock:
+        now = time.monotonic()
+        if now - _last_kick < KICK_INTERVAL:
+            return False
+        _last_kick = now
+        return True
 
 
 @event.listens_for(OrmSession, "after_commit")
 def _publish_after_commit(session: OrmSession) -> None:
-    global _last_kick
     kick = session.info.pop(WROTE_EVENTS, False)
     message_ids = session.info.pop(_DELIVER, [])
     try:
@@ -138,8 +150,7 @@ def _publish_after_commit(session: OrmSession) -> None:
             celery_app.send_task("webhooks.deliver", args=[message_id])
         # One kick covers every row committed before the dispatch runs, so under load
         # a kick per KICK_INTERVAL is enough; the periodic sweep catches the rest.
-        if kick and time.monotonic() - _last_kick >= KICK_INTERVAL:
-            _last_kick = time.monotonic()
+        if kick and _kick_due():
             celery_app.send_task("webhooks.dispatch_outbox")
     except Exception:  # the broker being down must not fail a committed change
         logger.warning("Could not enqueue webhook work; the periodic sweep will.", exc_info=True)
