@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 import pickle
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from services.planner import solver
 from services.planner.instances import customer_routes, read_instance
 from services.planner.problem import (
     Break,
@@ -21,8 +24,10 @@ from services.planner.solver import (
     NO_CAPACITY,
     TOO_LARGE,
     WINDOW_UNREACHABLE,
+    assemble,
     solve,
     solve_decomposed,
+    validate,
 )
 from tests.planner.checks import assert_feasible, grid_problem, van
 
@@ -290,3 +295,61 @@ def test_decomposition_gives_a_complete_feasible_plan() -> None:
     solution = solve_decomposed(problem, SolveOptions(time_limit=6.0, workers=2), piece_size=250)
     assert_feasible(problem, solution)
     assert not solution.unassigned
+
+
+def _strategies_tried(problem: Problem, time_limit: float, monkeypatch) -> list[int]:
+    tried: list[int] = []
+    search = solver._Model.search
+
+    def recording(self, deadline, strategy, on_progress):
+        tried.append(strategy)
+        return search(self, deadline, strategy, on_progress)
+
+    monkeypatch.setattr(solver._Model, "search", recording)
+    assert_feasible(problem, solve(problem, SolveOptions(time_limit=time_limit)))
+    return tried
+
+
+LONG_ROUTES = grid_problem(40, [van(f"v{k}", (100,)) for k in range(2)], seed=5)
+
+
+def test_few_long_routes_get_several_starts(monkeypatch) -> None:
+    """40 jobs on two big vans: long routes, so each first-solution strategy gets a start
+    when there is time for them (here 0.01 s per job and start)."""
+    monkeypatch.setattr(solver, "_START_SECONDS_PER_JOB", 0.01)
+    tried = _strategies_tried(LONG_ROUTES, 1.5, monkeypatch)
+    assert tried == list(solver.LONG_ROUTE_STARTS)
+
+
+def test_few_long_routes_without_time_for_several_starts_start_from_savings(
+    monkeypatch,
+) -> None:
+    assert _strategies_tried(LONG_ROUTES, 1.5, monkeypatch) == [solver._FS.SAVINGS]
+
+
+def test_short_routes_get_one_start(monkeypatch) -> None:
+    """Tight capacity: routes of a few jobs, one start with cheapest insertion."""
+    problem = grid_problem(40, [van(f"v{k}", (4,)) for k in range(15)], seed=5)
+    assert _strategies_tried(problem, 1.5, monkeypatch) == [solver.FIRST_SOLUTION]
+
+
+def test_route_groups_never_make_the_plan_worse() -> None:
+    """Re-solving groups of neighbouring routes keeps every job served, every constraint,
+    and a cost no higher than the plan it started from."""
+    problem = grid_problem(
+        300, [van(f"v{k}", (40,)) for k in range(20)], window_width=4_000, seed=3
+    )
+    m = validate(problem)
+    start = solve_decomposed(problem, SolveOptions(time_limit=3.0, workers=2), piece_size=100)
+    assert not start.unassigned
+    job_index = {j.id: i for i, j in enumerate(problem.jobs)}
+    vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
+    raw = [solver._raw_from_route(r, job_index, vehicle_index) for r in start.routes]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        improved = solver._improve_route_groups(
+            problem, m, raw, time.monotonic() + solver._MIN_ROUND_SECONDS + 1, pool, 2
+        )
+    result = assemble(problem, m, improved, [])
+    assert_feasible(problem, result)
+    assert not result.unassigned
+    assert result.cost <= start.cost
