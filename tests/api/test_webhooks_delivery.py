@@ -502,3 +502,14 @@ def test_history_past_its_retention_is_pruned_and_open_messages_never(tenants, r
             messages[recent],
         }
     assert _attempts(messages[delivered]) == [] and len(_attempts(messages[recent])) == 1
+
+
+def test_dispatch_kicks_are_coalesced_never_dropped(monkeypatch):
+    """At most one kick runs per interval, and every commit is followed by one."""
+    clock = iter([100.0, 100.1, 100.5, 101.05, 102.5])
+    monkeypatch.setattr(dispatch, "_kick_runs_at", float("-inf"))
+    monkeypatch.setattr(dispatch.time, "monotonic", lambda: next(clock))
+    countdowns = [dispatch._kick_countdown() for _ in range(5)]
+    # 100.0 kicks now; 100.1 kicks to run at 101.0; 100.5 is covered by that one;
+    # 101.05 comes after it ran, so kicks to run at 102.0; 102.5 kicks to run at 103.0.
+    assert countdowns == [0.0, pytest.approx(0.9), None, pytest.approx(0.95), pytest.approx(0.5)]

@@ -126,19 +126,25 @@ def _names_another_tenant(payload: Any, tenant_id: str) -> bool:
 
 
 KICK_INTERVAL = 1.0  # seconds between dispatch kicks from one process
-_last_kick = float("-inf")
+_kick_runs_at = float("-inf")  # when the last kick sent will run (monotonic clock)
 _kick_lock = threading.Lock()
 
 
-def _kick_due() -> bool:
-    """True for at most one commit per KICK_INTERVAL in this process, whatever the thread."""
-    global _last_kick
+def _kick_countdown() -> float | None:
+    """Seconds to delay a dispatch kick for a commit made now; None when a kick already
+    sent will run after now, and so sees this commit's rows.
+
+    Kicks are coalesced, never dropped: at most one runs per KICK_INTERVAL per process,
+    and every commit is followed by one.
+    """
+    global _kick_runs_at
     with _kick_lock:
         now = time.monotonic()
-        if now - _last_kick < KICK_INTERVAL:
-            return False
-        _last_kick = now
-        return True
+        if _kick_runs_at > now:
+            return None
+        countdown = max(0.0, _kick_runs_at + KICK_INTERVAL - now)
+        _kick_runs_at = now + countdown
+        return countdown
 
 
 @event.listens_for(OrmSession, "after_commit")
@@ -150,8 +156,8 @@ def _publish_after_commit(session: OrmSession) -> None:
             celery_app.send_task("webhooks.deliver", args=[message_id])
         # One kick covers every row committed before the dispatch runs, so under load
         # a kick per KICK_INTERVAL is enough; the periodic sweep catches the rest.
-        if kick and _kick_due():
-            celery_app.send_task("webhooks.dispatch_outbox")
+        if kick and (countdown := _kick_countdown()) is not None:
+            celery_app.send_task("webhooks.dispatch_outbox", countdown=countdown or None)
     except Exception:  # the broker being down must not fail a committed change
         logger.warning("Could not enqueue webhook work; the periodic sweep will.", exc_info=True)
 
