@@ -157,6 +157,19 @@ def test_package_is_ceil_of_packages_after_free_units(quantity: str, amount: str
     assert growth_line("api_requests", event("api_requests", quantity)) == (quantity, amount)
 
 
+def test_a_cost_plus_plan_prices_the_merchants_route_cost_shares() -> None:
+    """Shares of shared vans (the route_cost meter, in currency units) plus a 15% margin."""
+    cost_plus = parse_plan(
+        {
+            "code": "cost-plus",
+            "currency": "USD",
+            "charges": [{"meter": "route_cost", "model": "per_unit", "unit_price": "1.15"}],
+        }
+    )
+    shares = [event("route_cost", "41.37"), event("route_cost", "12.08")]
+    assert line(rate(cost_plus, shares, NOVEMBER), "t1", "route_cost") == ("53.45", "61.47")
+
+
 def test_unique_count_counts_distinct_keys() -> None:
     keys = ["r1", "r2", "r1", "r3", "r2"]
     events = [event("active_recipients", "5", key=key) for key in keys]
