@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -111,3 +114,30 @@ def booking_input(reference: str, rng: random.Random | None = None, **overrides:
     }
     value.update(overrides)
     return value
+
+
+@contextmanager
+def worker_on_own_queue(service: str) -> Iterator[Any]:
+    """A real Celery worker for `service`'s tasks (`<service>.*`), routed to a queue of this
+    test run's own, so concurrent runs sharing the Redis broker never take each other's
+    tasks; the queue starts empty and the routes are restored afterwards."""
+    from celery.contrib.testing.worker import start_worker
+
+    from services.core.celery_app import celery_app
+
+    queue = f"{service}-test-{os.getpid()}"
+    routes = celery_app.conf.task_routes
+    celery_app.conf.task_routes = {**routes, f"{service}.*": {"queue": queue}}
+    celery_app.amqp.flush_routes()
+    del celery_app.amqp.router
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queue)
+    try:
+        with start_worker(
+            celery_app, pool="threads", concurrency=2, perform_ping_check=False, queues=[queue]
+        ) as running:
+            yield running
+    finally:
+        celery_app.conf.task_routes = routes
+        celery_app.amqp.flush_routes()
+        del celery_app.amqp.router

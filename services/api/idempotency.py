@@ -133,15 +133,20 @@ def purge(session: Session, now: datetime) -> int:
 def same_request(earlier: Row[Any], operation: str, digest: str) -> dict[str, Any]:
     """The earlier request's result to replay, or IDEMPOTENCY_CONFLICT if it differed."""
     if earlier.operation != operation or earlier.fingerprint != digest:
-        raise UserErrors(
-            [
-                _error(
-                    "This idempotency key was already used with different input.",
-                    UserErrorCode.IDEMPOTENCY_CONFLICT,
-                )
-            ]
-        )
+        raise conflict()
     return earlier.result
+
+
+def conflict() -> UserErrors:
+    """IDEMPOTENCY_CONFLICT: the key was used before with other input."""
+    return UserErrors(
+        [
+            _error(
+                "This idempotency key was already used with different input.",
+                UserErrorCode.IDEMPOTENCY_CONFLICT,
+            )
+        ]
+    )
 
 
 def _error(message: str, code: UserErrorCode) -> UserError:

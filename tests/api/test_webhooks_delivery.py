@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
 import socket
 import threading
@@ -20,13 +19,11 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from sqlmodel import Session, col, select
 
 from services.api.deliveries.errors import UserErrors
 from services.api.webhooks import delivery, dispatch, service, targets, tasks
 from services.api.webhooks.signing import verify
-from services.core.celery_app import celery_app
 from services.core.db import transaction, utcnow
 from services.core.models import (
     OutboxEvent,
@@ -38,6 +35,7 @@ from services.core.models import (
 )
 from services.core.outbox import emit
 from services.core.settings import get_settings
+from tests.factories import worker_on_own_queue
 
 START = utcnow().replace(microsecond=0)  # fake clocks start here; real ones run on
 
@@ -388,28 +386,13 @@ def test_the_sweeper_picks_up_only_overdue_open_messages(tenants):
 
 @pytest.fixture
 def webhook_worker(db, monkeypatch):
-    """A real worker on a queue of this run's own, so concurrent runs sharing the Redis
-    broker never take each other's webhook tasks; retries are made fast."""
-    queue = f"webhooks-test-{os.getpid()}"
-    routes = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {**routes, "webhooks.*": {"queue": queue}}
-    celery_app.amqp.flush_routes()
-    del celery_app.amqp.router
+    """A real worker for webhook tasks; retries are made fast."""
     monkeypatch.setattr(delivery, "RETRY_SCHEDULE", (timedelta(seconds=0.2),) * 3)
     # A dispatch kick sent by an earlier test went to a queue no worker reads, so it
     # covers nothing here: the next commit must send its own.
     monkeypatch.setattr(dispatch, "_kick_runs_at", float("-inf"))
-    with celery_app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(queue)
-    try:
-        with start_worker(
-            celery_app, pool="threads", concurrency=2, perform_ping_check=False, queues=[queue]
-        ) as running:
-            yield running
-    finally:
-        celery_app.conf.task_routes = routes
-        celery_app.amqp.flush_routes()
-        del celery_app.amqp.router
+    with worker_on_own_queue("webhooks") as running:
+        yield running
 
 
 def test_a_worker_delivers_from_the_outbox_through_failures_to_recovery(

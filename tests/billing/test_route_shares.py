@@ -3,21 +3,18 @@ billing's task allocates it in its own transaction, once, whatever runs it when.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from services.billing import consolidation, tasks
 from services.billing.metering import route_cost_usage_id
 from services.billing.reconciliation import reconcile
-from services.core.celery_app import celery_app
 from services.core.db import get_engine, transaction, utcnow
 from services.core.models import (
     Delivery,
@@ -33,6 +30,7 @@ from services.core.usage import Usage, record_usage
 from services.planner import runs
 from services.planner.standalone import record_cost_basis
 from tests.billing.world import book, demo
+from tests.factories import worker_on_own_queue
 from tests.planner import world
 
 postgresql_only = pytest.mark.skipif(
@@ -315,24 +313,8 @@ def test_a_route_that_got_no_dearer_bills_the_newcomer_nothing(db, grown):
 
 @pytest.fixture
 def billing_worker(db):
-    """A real worker on a queue of this run's own, so concurrent runs sharing the Redis
-    broker never take each other's billing tasks."""
-    queue = f"billing-test-{os.getpid()}"
-    routes = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {**routes, "billing.*": {"queue": queue}}
-    celery_app.amqp.flush_routes()
-    del celery_app.amqp.router
-    with celery_app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(queue)
-    try:
-        with start_worker(
-            celery_app, pool="threads", concurrency=2, perform_ping_check=False, queues=[queue]
-        ) as running:
-            yield running
-    finally:
-        celery_app.conf.task_routes = routes
-        celery_app.amqp.flush_routes()
-        del celery_app.amqp.router
+    with worker_on_own_queue("billing") as running:
+        yield running
 
 
 def test_a_worker_allocates_the_routes_a_plan_run_kicked_it_for(billing_worker):

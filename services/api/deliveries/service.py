@@ -278,11 +278,7 @@ def _resolve(
 
 def _same_input(first: str | None, later: str | None) -> None:
     if first != later:
-        raise UserErrors.one(
-            ("idempotencyKey",),
-            "This idempotency key was already used with different input.",
-            UserErrorCode.IDEMPOTENCY_CONFLICT,
-        )
+        raise idempotency.conflict()
 
 
 def _load(session: Session, ids: set[str]) -> dict[str, Delivery]:
