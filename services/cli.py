@@ -25,7 +25,9 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the API (GraphQL, OAuth, dashboard)."""
     import uvicorn
 
-    uvicorn.run("services.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "services.api.app:create_server_app", factory=True, host=host, port=port, workers=workers
+    )
 
 
 @main.command()

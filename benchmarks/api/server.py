@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy import text
 from strawberry.fastapi import GraphQLRouter
 
-from services.api.app import create_app
+from services.api.app import create_server_app
 from services.core.db import get_engine
 
 INSERT = text("INSERT INTO bench_row (id, payload) VALUES (:id, :payload)")
@@ -38,7 +38,7 @@ class BareMutation:
 
 
 def create() -> FastAPI:
-    app = create_app()
+    app = create_server_app()
 
     @app.post("/bare/insert")
     async def bare_insert(request: Request) -> dict[str, bool]:

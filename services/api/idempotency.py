@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Insert, Row, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
@@ -86,14 +87,6 @@ def claim_many(
     if not claims:
         return set()
     connection = session.connection()
-    dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-    # One constant statement, executed for many rows: compiled once per process.
-    statement = (
-        dialect_insert(table)
-        .on_conflict_do_nothing(index_elements=["principal", "key"])
-        .returning(table.c.key)
-    )
     now = utcnow()
     rows = [
         {
@@ -106,7 +99,19 @@ def claim_many(
         }
         for key, (digest, result) in claims.items()
     ]
-    return set(connection.execute(statement, rows).scalars())
+    return set(connection.execute(_claim_statement(connection.dialect.name), rows).scalars())
+
+
+@cache
+def _claim_statement(dialect: str) -> Insert:
+    """One constant statement per dialect, executed for many rows: built and compiled once."""
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    return (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .returning(table.c.key)
+    )
 
 
 def records(session: Session, principal: str, keys: list[str]) -> dict[str, Row[Any]]:

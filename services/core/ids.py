@@ -13,6 +13,10 @@ import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+# Two digits (10 bits) per lookup: 13 lookups spell the 26 digits, twice as fast as a
+# divmod per digit (bulk bookings make ids by the thousand).
+_DIGIT_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]
+_PAIR_SHIFTS = range(120, -1, -10)
 _RANDOM_BITS = 80
 _lock = threading.Lock()
 _last = (0, 0)  # (millisecond, random part) of the last id made here
@@ -29,8 +33,5 @@ def new_id(prefix: str) -> str:
             random_part = int.from_bytes(os.urandom(_RANDOM_BITS // 8), "big") >> 1
         _last = (millis, random_part)
     value = (millis << _RANDOM_BITS) | random_part
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return f"{prefix}_{''.join(reversed(chars))}"
+    digits = "".join([_DIGIT_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
+    return f"{prefix}_{digits}"

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
 from sqlmodel import Session
 
-from services.core.db import utcnow
+from services.core.db import insert_rows, utcnow
 from services.core.ids import new_id
 from services.core.models import OutboxEvent
 
@@ -25,12 +24,13 @@ def emit(session: Session, topic: str, payload: dict[str, Any], tenant_id: str |
 
 
 def emit_all(session: Session, events: list[tuple[str, dict[str, Any], str | None]]) -> None:
-    """Write facts (topic, payload, tenant) with one INSERT, in the session's transaction."""
+    """Write facts (topic, payload, tenant) in one go, in the session's transaction."""
     if not events:
         return
     now = utcnow()
-    session.connection().execute(
-        insert(OutboxEvent),
+    insert_rows(
+        session,
+        OutboxEvent.__table__,  # type: ignore[attr-defined]
         [
             {
                 "id": new_id("obx"),

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import re
+
+import pytest
+
+from services.api.app import create_server_app
+from tests.factories import merchant_access_token
 
 
 def test_health_reports_a_reachable_database(client):
@@ -29,3 +35,35 @@ def test_graphiql_loads_every_asset_from_the_api_itself(client):
             continue
         assert source.startswith("/graphiql/assets/"), source
         assert client.get(source).status_code == 200, source
+
+
+def test_a_server_process_freezes_what_start_up_built_out_of_the_collectors_sight(db):
+    before = gc.get_freeze_count()
+    try:
+        app = create_server_app()
+        assert gc.get_freeze_count() > before + 10_000
+        assert app.router.routes[0].path == "/graphql"  # the POST fast path comes first
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b'{"query": ', "application/json", "Unable to parse request body as JSON"),
+        (b'{"variables": {}}', "application/json", "No GraphQL query found in the request"),
+        (b"query=%7Bx%7D", "application/x-www-form-urlencoded", "Unsupported content type"),
+    ],
+)
+def test_a_malformed_graphql_post_is_a_400_naming_the_problem(
+    client, demo, body, content_type, reason
+):
+    response = client.post(
+        "/graphql",
+        content=body,
+        headers={
+            "Content-Type": content_type,
+            "Authorization": f"Bearer {merchant_access_token(demo)}",
+        },
+    )
+    assert (response.status_code, response.text) == (400, reason)

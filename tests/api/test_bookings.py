@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import random
 import threading
+from dataclasses import asdict, replace
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func
@@ -10,8 +15,15 @@ from sqlmodel import select
 
 from services.api.deliveries import service
 from services.api.deliveries.errors import UserErrors
+from services.core import db
 from services.core.db import transaction, utcnow
-from services.core.models import Delivery, DeliveryEvent, OutboxEvent, UsageEvent
+from services.core.models import (
+    Delivery,
+    DeliveryEvent,
+    DeliveryStatus,
+    OutboxEvent,
+    UsageEvent,
+)
 from tests.factories import (
     BOOK,
     BOOK_MANY,
@@ -113,6 +125,27 @@ def test_a_conflicting_replay_raises_and_writes_nothing(demo):
     assert _count(Delivery) == 1
 
 
+def test_the_fingerprint_is_the_input_without_its_key_hashed_as_stored_keys_expect():
+    """Keys are kept a week: the fingerprint of an input must not change across releases."""
+    request = service.BookingRequest(
+        reference="r-1",
+        service_area="demo",
+        dropoff=service.Dropoff(lat=40.7, lng=-74.0, line1="1 Main St", country="US"),
+        recipient=service.Recipient(name="A", phone="+1 201 555 0100"),
+        parcel=service.Parcel(weight_grams=500, length_cm=20),
+        date=date(2026, 11, 24),
+        time_window=(datetime(2026, 11, 24, 9, tzinfo=UTC), datetime(2026, 11, 24, 11, tzinfo=UTC)),
+        idempotency_key="k-1",
+    )
+    content = asdict(request)
+    del content["idempotency_key"]
+    stored_form = json.dumps(content, sort_keys=True, default=str).encode()
+    assert request.fingerprint() == hashlib.sha256(stored_form).hexdigest()
+    assert replace(request, idempotency_key="k-2").fingerprint() == request.fingerprint()
+    changed = replace(request, parcel=service.Parcel(weight_grams=501, length_cm=20))
+    assert changed.fingerprint() != request.fingerprint()
+
+
 def test_keys_are_per_tenant(client, demo):
     first = graphql(
         client,
@@ -170,6 +203,37 @@ def test_bulk_booking_returns_results_in_order_and_keeps_the_valid_ones(client, 
     assert [r["delivery"] and r["delivery"]["reference"] for r in results] == ["ok-1", None, "ok-2"]
     assert results[1]["userErrors"][0]["field"] == ["inputs", "1", "parcel", "weightGrams"]
     assert _count(Delivery) == 2
+
+
+def test_a_bulk_booking_big_enough_to_be_copied_stores_what_single_bookings_store(client, demo):
+    """From COPY_MIN_ROWS rows a table is written by COPY: the rows must not differ."""
+    access_token = merchant_access_token(demo)
+    count = db.COPY_MIN_ROWS + 5
+    bulk = [booking_input(f"bulk-{i}", rng=random.Random(i)) for i in range(count)]
+    body = graphql(client, access_token, BOOK_MANY, {"inputs": bulk})
+    assert all(r["delivery"] for r in body["data"]["bookDeliveries"]["results"])
+    for i in range(3):
+        single = booking_input(f"single-{i}", rng=random.Random(i))
+        assert graphql(client, access_token, BOOK, {"input": single})["data"]["bookDelivery"]
+    with transaction() as session:
+        stored = {d.reference: d for d in session.exec(select(Delivery)).all()}
+        events = session.exec(select(DeliveryEvent)).all()
+        announced = session.exec(select(OutboxEvent)).all()
+    assert len(stored) == count + 3
+    varying = {"id", "reference", "recipient_name", "tracking_token", "created_at", "updated_at"}
+    for i in range(3):
+        copied, inserted = stored[f"bulk-{i}"], stored[f"single-{i}"]
+        assert copied.model_dump(exclude=varying) == inserted.model_dump(exclude=varying)
+        assert copied.status is DeliveryStatus.BOOKED and copied.window_start.tzinfo is not None
+    assert sorted(e.delivery_id for e in events) == sorted(d.id for d in stored.values())
+    assert {e.status for e in events} == {DeliveryStatus.BOOKED}
+    booked = {e.payload["delivery_id"]: e.payload for e in announced}
+    assert booked[stored["bulk-7"].id] == {
+        "delivery_id": stored["bulk-7"].id,
+        "reference": "bulk-7",
+        "status": "BOOKED",
+    }
+    assert len(booked) == count + 3
 
 
 def test_bulk_booking_is_capped(client, demo):

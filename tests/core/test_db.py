@@ -1,11 +1,16 @@
-"""The connection pool: an idle connection the database dropped is replaced unseen."""
+"""The connection pool (an idle connection the database dropped is replaced unseen) and
+the driver-level inserts (they store what SQLAlchemy would)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlmodel import Session, select
 
 from services.core import db
+from services.core.models import OutboxEvent
 
 
 def test_a_dropped_idle_connection_is_replaced_before_use(engine, monkeypatch):
@@ -38,3 +43,44 @@ def test_a_busy_pool_does_not_ping(engine):
         assert statements == []
     finally:
         pooled.dispose()
+
+
+@pytest.mark.usefixtures("db")  # emptied afterwards
+def test_rows_written_by_the_driver_are_stored_exactly_as_sqlalchemy_stores_them(
+    engine, monkeypatch
+):
+    """insert_rows runs INSERT (few rows) or COPY (many) on the driver's cursor, after
+    each column type's conversion: what comes back must equal a Core INSERT's rows."""
+    table = OutboxEvent.__table__
+    india = timezone(timedelta(hours=5, minutes=30))  # stored as UTC, by the column's type
+    payload = {"note": "tab\there\nline \\ back\\slash \r ünïcode ✓", "none": None, "x": [1.5]}
+    count = 60
+
+    def rows(prefix: str) -> list[dict]:
+        return [
+            {
+                "id": f"{prefix}{i:03}",
+                "tenant_id": None,
+                "topic": "delivery.booked",
+                "payload": {**payload, "i": i},
+                "created_at": datetime(2026, 11, 23, 9, 30, tzinfo=india),
+                "dispatched_at": None if i % 2 else datetime(2026, 11, 23, 10, tzinfo=india),
+            }
+            for i in range(count)
+        ]
+
+    with Session(engine) as session:
+        monkeypatch.setattr(db, "COPY_MIN_ROWS", count)
+        db.insert_rows(session, table, rows("copied_"))
+        monkeypatch.setattr(db, "COPY_MIN_ROWS", count + 1)
+        db.insert_rows(session, table, rows("executed_"))
+        session.connection().execute(insert(table), rows("core_"))
+        session.commit()
+        stored = {event.id: event for event in session.exec(select(OutboxEvent)).all()}
+    assert len(stored) == 3 * count
+    for i in range(count):
+        core = stored[f"core_{i:03}"].model_dump(exclude={"id"})
+        assert stored[f"copied_{i:03}"].model_dump(exclude={"id"}) == core
+        assert stored[f"executed_{i:03}"].model_dump(exclude={"id"}) == core
+        assert core["payload"] == {**payload, "i": i}
+        assert core["created_at"] == datetime(2026, 11, 23, 4, 0, tzinfo=UTC)

@@ -10,18 +10,19 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlmodel import Session, col, select
 
 from services.api import idempotency
 from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
 from services.billing.money import currency_for, from_minor
 from services.core import areas
+from services.core.db import insert_rows
 from services.core.ids import new_id
 from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, Quote, ServiceArea
 from services.core.outbox import emit_all
@@ -35,6 +36,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,20}$")
 
 _OP = "bookDelivery"
+_DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+_DELIVERY_EVENT: Table = DeliveryEvent.__table__  # type: ignore[attr-defined]
 Reject = Callable[[tuple[str, ...], str, UserErrorCode], None]
 
 
@@ -76,9 +79,18 @@ class BookingRequest:
     quote_id: str | None = None
 
     def fingerprint(self) -> str:
-        """A hash of everything but the idempotency key, to tell a replay from a conflict."""
-        content = asdict(self)
-        content.pop("idempotency_key")
+        """A hash of everything but the idempotency key, to tell a replay from a conflict.
+
+        The same JSON as `dataclasses.asdict` would give, built without its deep copies
+        (a third of a bulk booking's validation): stored keys keep matching.
+        """
+        content = {
+            **vars(self),
+            "dropoff": vars(self.dropoff),
+            "recipient": vars(self.recipient),
+            "parcel": vars(self.parcel),
+        }
+        del content["idempotency_key"]
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -292,15 +304,14 @@ def _load(session: Session, ids: set[str]) -> dict[str, Delivery]:
 def _write(
     session: Session, tenant_id: str, bookings: list[_Booking], now: datetime, sandbox: bool
 ) -> None:
-    """Everything the new bookings write, one statement per table."""
+    """Everything the new bookings write, one statement per table (COPY for many rows)."""
     if not bookings:
         return
     deliveries = [booking.delivery for booking in bookings if booking.delivery is not None]
-    # Core statements on the session's connection: the ORM adds nothing to plain inserts.
-    connection = session.connection()
-    connection.execute(insert(Delivery), [delivery.model_dump() for delivery in deliveries])
-    connection.execute(
-        insert(DeliveryEvent),
+    insert_rows(session, _DELIVERY, [delivery.model_dump() for delivery in deliveries])
+    insert_rows(
+        session,
+        _DELIVERY_EVENT,
         [
             {
                 "id": new_id("dev"),
