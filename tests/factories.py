@@ -141,3 +141,28 @@ def worker_on_own_queue(service: str) -> Iterator[Any]:
         celery_app.conf.task_routes = routes
         celery_app.amqp.flush_routes()
         del celery_app.amqp.router
+
+
+@contextmanager
+def statements_sent() -> Iterator[list[str]]:
+    """The SQL statements sent to PostgreSQL meanwhile, whether through SQLAlchemy or
+    straight on the driver's cursor (services.core.db.driver_cursor), in order."""
+    import psycopg
+
+    sent: list[str] = []
+    originals = {name: getattr(psycopg.Cursor, name) for name in ("execute", "executemany", "copy")}
+
+    def recording(name: str) -> Any:
+        def method(cursor: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(statement if isinstance(statement, str) else str(statement))
+            return originals[name](cursor, statement, *args, **kwargs)
+
+        return method
+
+    try:
+        for name in originals:
+            setattr(psycopg.Cursor, name, recording(name))
+        yield sent
+    finally:
+        for name, original in originals.items():
+            setattr(psycopg.Cursor, name, original)

@@ -21,12 +21,11 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, Row, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
-from services.core.db import utcnow
+from services.core.db import driver_cursor, utcnow
 from services.core.models import IdempotencyRecord
 
 RETENTION = timedelta(days=7)
@@ -86,8 +85,21 @@ def claim_many(
     """
     if not claims:
         return set()
-    connection = session.connection()
     now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        with driver_cursor(session) as cursor:
+            cursor.execute(
+                _CLAIM_POSTGRESQL,
+                {
+                    "principal": principal,
+                    "operation": operation,
+                    "now": now,
+                    "keys": list(claims),
+                    "fingerprints": [digest for digest, _ in claims.values()],
+                    "results": [json.dumps(result) for _, result in claims.values()],
+                },
+            )
+            return {key for (key,) in cursor}
     rows = [
         {
             "principal": principal,
@@ -99,16 +111,27 @@ def claim_many(
         }
         for key, (digest, result) in claims.items()
     ]
-    return set(connection.execute(_claim_statement(connection.dialect.name), rows).scalars())
+    return set(session.connection().execute(_claim_statement(), rows).scalars())
+
+
+# One constant statement for any number of keys, run on the driver (services.core.db).
+_CLAIM_POSTGRESQL = """
+INSERT INTO idempotency_record (principal, key, operation, fingerprint, result, created_at)
+SELECT %(principal)s, claim.key, %(operation)s, claim.fingerprint, CAST(claim.result AS json),
+       %(now)s
+FROM unnest(CAST(%(keys)s AS text[]), CAST(%(fingerprints)s AS text[]),
+            CAST(%(results)s AS text[])) AS claim(key, fingerprint, result)
+ON CONFLICT (principal, key) DO NOTHING
+RETURNING key
+"""
 
 
 @cache
-def _claim_statement(dialect: str) -> Insert:
-    """One constant statement per dialect, executed for many rows: built and compiled once."""
-    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+def _claim_statement() -> Insert:
+    """Elsewhere (SQLite): one constant statement, executed for many rows, built once."""
     table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
     return (
-        dialect_insert(table)
+        sqlite_insert(table)
         .on_conflict_do_nothing(index_elements=["principal", "key"])
         .returning(table.c.key)
     )

@@ -101,6 +101,19 @@ def transaction(engine: Engine | None = None) -> Iterator[Session]:
             raise
 
 
+@contextmanager
+def driver_cursor(session: Session) -> Iterator[Any]:
+    """A cursor of the driver (psycopg) on the session's connection, in its transaction.
+
+    For the hot statements of PostgreSQL-only code: SQLAlchemy's execution of a
+    statement costs about twice what the driver's does (measured: 200 against 80 µs for
+    a one-row INSERT), and a booking runs several.
+    """
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor:
+        yield cursor
+
+
 COPY_MIN_ROWS = 50
 """From this many rows, `insert_rows` copies instead of inserting (PostgreSQL only)."""
 
@@ -108,12 +121,10 @@ COPY_MIN_ROWS = 50
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert rows (dicts with the same keys) in the session's transaction.
 
-    The hot write path (every booking comes through here), so on PostgreSQL it skips
-    SQLAlchemy's statement execution, which costs twice what psycopg does for a
-    one-row INSERT: the statement is run on the driver's cursor, and many rows travel
-    by COPY, several times cheaper again for this process and for the database. Values
-    pass through each column type's own conversion first, so they are stored exactly
-    as SQLAlchemy would store them. Other databases get a Core INSERT.
+    Every booking comes through here. On PostgreSQL the rows' values pass through each
+    column type's own conversion, so they are stored exactly as SQLAlchemy would store
+    them, and go to the driver: one INSERT per row, or COPY for many rows, several times
+    cheaper for this process and for the database. Other databases get a Core INSERT.
     """
     if not rows:
         return
@@ -127,14 +138,15 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         [row[name] if convert is None else convert(row[name]) for name, convert in converters]
         for row in rows
     ]
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor:
-        if len(values) < COPY_MIN_ROWS:
+    with driver_cursor(session) as cursor:
+        if len(values) == 1:
+            cursor.execute(insert_sql, values[0])
+        elif len(values) < COPY_MIN_ROWS:
             cursor.executemany(insert_sql, values)
-            return
-        with cursor.copy(copy_sql) as copy:
-            for row_values in values:
-                copy.write_row(row_values)
+        else:
+            with cursor.copy(copy_sql) as copy:
+                for row_values in values:
+                    copy.write_row(row_values)
 
 
 @lru_cache(maxsize=64)

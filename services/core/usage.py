@@ -30,11 +30,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from services.core.db import utcnow
+from services.core.db import driver_cursor, utcnow
 from services.core.models import BillingAccount, UsageEvent
 
 # The meters Lastmile emits; price plans charge on these names.
@@ -198,11 +198,11 @@ _COLUMNS = ("id", "tenant_id", "meter", "quantity", "at", "key", "area_code", "s
 _INSERT = """
 WITH account AS MATERIALIZED (
     SELECT tenant_id, closed_through FROM billing_account
-    WHERE tenant_id = ANY(CAST(:tenants AS text[]))
+    WHERE tenant_id = ANY(CAST(%(tenants)s AS text[]))
     ORDER BY tenant_id
     FOR SHARE
 ), missing AS MATERIALIZED (
-    SELECT t.tenant_id FROM unnest(CAST(:tenants AS text[])) AS t(tenant_id)
+    SELECT t.tenant_id FROM unnest(CAST(%(tenants)s AS text[])) AS t(tenant_id)
     WHERE NOT EXISTS (SELECT FROM account a WHERE a.tenant_id = t.tenant_id)
 ), event AS ({source}),
 inserted AS (
@@ -214,7 +214,7 @@ inserted AS (
                 THEN to_char(to_date(a.closed_through, 'YYYY-MM') + interval '1 month',
                              'YYYY-MM')
                 ELSE e.period END,
-           :now
+           %(now)s
     FROM event e JOIN account a ON a.tenant_id = e.tenant_id
     WHERE NOT EXISTS (SELECT FROM missing)
     ON CONFLICT (id) DO NOTHING
@@ -225,13 +225,13 @@ UNION ALL
 SELECT NULL, tenant_id FROM missing
 """
 _PERIOD = "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM') AS period"
-_FROM_JSON = text(_INSERT.format(source=f"""
+_FROM_JSON = _INSERT.format(source=f"""
     SELECT e.*, {_PERIOD}
-    FROM json_to_recordset(CAST(:events AS json)) AS e(
+    FROM json_to_recordset(CAST(%(events)s AS json)) AS e(
         id text, tenant_id text, meter text, quantity numeric, at timestamptz, key text,
         area_code text, service_level text)
-"""))  # fmt: skip
-_FROM_STAGING = text(_INSERT.format(source=f"SELECT s.*, {_PERIOD} FROM usage_staging s"))
+""")  # fmt: skip
+_FROM_STAGING = _INSERT.format(source=f"SELECT s.*, {_PERIOD} FROM usage_staging s")
 _CREATE_STAGING = """
 CREATE TEMPORARY TABLE usage_staging (
     id text, tenant_id text, meter text, quantity numeric, at timestamptz, key text,
@@ -249,22 +249,21 @@ def _insert_postgresql(session: Session, events: list[Usage]) -> set[str]:
     encode and parse than JSON.
     """
     parameters = {"tenants": sorted({e.tenant_id for e in events}), "now": utcnow()}
-    if len(events) < COPY_THRESHOLD:
-        parameters["events"] = json.dumps([
-            {"id": e.id, "tenant_id": e.tenant_id, "meter": e.meter,
-             "quantity": str(e.quantity), "at": e.at.isoformat(), "key": e.key,
-             "area_code": e.area_code, "service_level": e.service_level}
-            for e in events
-        ])  # fmt: skip
-        rows = session.execute(_FROM_JSON, parameters).all()
-    else:
-        cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(_CREATE_STAGING)
-        with cursor.copy(f"COPY usage_staging ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            copy.write(_copy_text(events))
-        rows = session.execute(_FROM_STAGING, parameters).all()
-        cursor.execute("DROP TABLE usage_staging")
-        cursor.close()
+    with driver_cursor(session) as cursor:
+        if len(events) < COPY_THRESHOLD:
+            parameters["events"] = json.dumps([
+                {"id": e.id, "tenant_id": e.tenant_id, "meter": e.meter,
+                 "quantity": str(e.quantity), "at": e.at.isoformat(), "key": e.key,
+                 "area_code": e.area_code, "service_level": e.service_level}
+                for e in events
+            ])  # fmt: skip
+            rows = cursor.execute(_FROM_JSON, parameters).fetchall()
+        else:
+            cursor.execute(_CREATE_STAGING)
+            with cursor.copy(f"COPY usage_staging ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+                copy.write(_copy_text(events))
+            rows = cursor.execute(_FROM_STAGING, parameters).fetchall()
+            cursor.execute("DROP TABLE usage_staging")
     unknown = {tenant for _, tenant in rows if tenant is not None}
     if unknown:
         first = next(e for e in events if e.tenant_id in unknown)

@@ -32,6 +32,7 @@ from tests.factories import (
     graphql,
     merchant_access_token,
     operator_access_token,
+    statements_sent,
 )
 
 
@@ -234,6 +235,28 @@ def test_a_bulk_booking_big_enough_to_be_copied_stores_what_single_bookings_stor
         "status": "BOOKED",
     }
     assert len(booked) == count + 3
+
+
+@pytest.mark.parametrize("count", [1, db.COPY_MIN_ROWS])
+def test_a_booking_is_five_statements_whatever_the_count(client, demo, engine, count):
+    """Claim the keys, write deliveries, tracking events, usage (with the request's own
+    api_requests event) and outbox events: one statement each, for 1 or 50 bookings."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("counts the statements sent to PostgreSQL")
+    access_token = merchant_access_token(demo)
+    graphql(client, access_token, BOOK, {"input": booking_input("warm")})  # areas, token
+    inputs = [booking_input(f"n-{i}", idempotencyKey=f"n-{i}") for i in range(count)]
+    with statements_sent() as sent:
+        body = graphql(client, access_token, BOOK_MANY, {"inputs": inputs})
+    assert all(r["delivery"] for r in body["data"]["bookDeliveries"]["results"])
+    verbs = [" ".join(statement.split()[:3]) for statement in sent]
+    assert verbs == [
+        "INSERT INTO idempotency_record",
+        "INSERT INTO delivery" if count == 1 else "COPY delivery (id,",
+        "INSERT INTO delivery_event" if count == 1 else "COPY delivery_event (id,",
+        "WITH account AS",
+        "INSERT INTO outbox_event" if count == 1 else "COPY outbox_event (id,",
+    ]
 
 
 def test_bulk_booking_is_capped(client, demo):

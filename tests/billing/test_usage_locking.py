@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import select
 
 from services.billing import invoicing
@@ -13,6 +12,7 @@ from services.core.db import transaction
 from services.core.models import BillingAccount, Invoice, Tenant, UsageEvent
 from services.core.usage import record_usage
 from tests.billing.conftest import usage
+from tests.factories import statements_sent
 
 
 @pytest.fixture
@@ -35,18 +35,10 @@ def test_recording_a_booking_is_one_statement(postgresql, tenants):
     acme = tenants[0]
     booking = [usage("d:booked", acme), usage("d:parcel_kg", acme, "parcel_kg", "2"),
                usage("d:recipient", acme, "active_recipients", key="r")]  # fmt: skip
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
     with transaction() as session:
         session.connection()  # begin first: BEGIN is not the recording's cost
-        event.listen(postgresql, "before_cursor_execute", count)
-        try:
+        with statements_sent() as statements:
             assert record_usage(session, booking).recorded == 3
-        finally:
-            event.remove(postgresql, "before_cursor_execute", count)
     assert len(statements) == 1 and statements[0].lstrip().startswith("WITH account")
 
 
