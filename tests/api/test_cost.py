@@ -83,6 +83,26 @@ def test_skipped_selections_cost_nothing():
     assert requested(query, {"withRoute": True}) == 2
 
 
+def test_a_parsed_document_is_priced_by_its_variables_each_time_it_is_reused():
+    """Integrations repeat documents (parsed once, ParseOnce); what costing learns about a
+    document is reused only where no variable decides it."""
+    document = parse(
+        """
+        query ($withRoute: Boolean!, $n: Int) {
+          delivery(id: "1") { timeWindow { start } route @include(if: $withRoute) { id } }
+          deliveries(first: $n) { edges { node { id } } }
+        }"""
+    )
+
+    def cost(variables: dict[str, Any]) -> int:
+        return OperationCost(schema._schema, document, None, variables).requested
+
+    assert cost({"withRoute": True, "n": 3}) == 3 + 5
+    assert cost({"withRoute": False, "n": 3}) == 2 + 5
+    assert cost({"withRoute": True, "n": 10}) == 3 + 12
+    assert cost({"withRoute": False, "n": 1}) == 2 + 3
+
+
 def test_variable_defaults_size_connections():
     query = "query ($n: Int = 7) { deliveries(first: $n) { edges { node { id } } } }"
     assert requested(query) == 9

@@ -76,6 +76,14 @@ _META_FIELDS = {
 # Stands for "not executed yet" where the walk over a response would pass data.
 _PLANNED: Any = object()
 
+# Selections collected once for every operation on a parsed document (ParseOnce keeps
+# documents, and integrations repeat a few), keyed by the ids of their nodes and holding
+# the nodes so no other object can take those ids: collecting is most of pricing.
+_SHARED_FIELDS: dict[
+    tuple[str, tuple[int, ...]], tuple[tuple[SelectionSetNode, ...], list[_Field]]
+] = {}
+_SHARED_FIELDS_MAX = 4096
+
 
 class _Kind(Enum):
     LEAF = "leaf"
@@ -125,7 +133,8 @@ class OperationCost:
             name = definition.variable.name.value
             if name not in self.variables and definition.default_value is not None:
                 self.variables[name] = value_from_ast_untyped(definition.default_value)
-        self._collected: dict[tuple[str, int], list[_Field]] = {}
+        self._collected: dict[tuple[str, tuple[int, ...]], list[_Field]] = {}
+        self._variable_decided = False
         self._root_selection = (operation.selection_set,)
 
     @cached_property
@@ -218,18 +227,29 @@ class OperationCost:
     def _fields(
         self, parent: GraphQLObjectType, selection_sets: tuple[SelectionSetNode, ...]
     ) -> list[_Field]:
-        """The fields of `selection_sets` on `parent` that can cost something, memoised."""
-        memo = (parent.name, id(selection_sets))
+        """The fields of `selection_sets` on `parent` that can cost something, memoised:
+        for this operation, and for every later one on the same parsed document when no
+        variable decides what the selections include."""
+        memo = (parent.name, tuple(map(id, selection_sets)))
         fields = self._collected.get(memo)
-        if fields is None:
-            mutation_root = parent is self.schema.mutation_type
-            fields = [
-                field
-                for key, nodes in self._collect(parent, selection_sets).items()
-                if (field := self._describe(parent, key, nodes)).kind is not _Kind.LEAF
-                or mutation_root
-            ]
+        if fields is not None:
+            return fields
+        shared = _SHARED_FIELDS.get(memo)
+        if shared is not None:  # same ids while `shared` holds the nodes: the same nodes
+            return shared[1]
+        self._variable_decided = False
+        mutation_root = parent is self.schema.mutation_type
+        fields = [
+            field
+            for key, nodes in self._collect(parent, selection_sets).items()
+            if (field := self._describe(parent, key, nodes)).kind is not _Kind.LEAF or mutation_root
+        ]
+        if self._variable_decided:
             self._collected[memo] = fields
+        else:
+            if len(_SHARED_FIELDS) >= _SHARED_FIELDS_MAX:
+                _SHARED_FIELDS.clear()
+            _SHARED_FIELDS[memo] = (selection_sets, fields)
         return fields
 
     def _describe(self, parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> _Field:
@@ -299,11 +319,11 @@ class OperationCost:
             if name not in ("skip", "include"):
                 continue
             condition = next(a.value for a in directive.arguments or () if a.name.value == "if")
-            value = (
-                condition.value
-                if isinstance(condition, BooleanValueNode)
-                else value_from_ast_untyped(condition, self.variables)
-            )
+            if isinstance(condition, BooleanValueNode):
+                value = condition.value
+            else:
+                self._variable_decided = True
+                value = value_from_ast_untyped(condition, self.variables)
             if bool(value) is (name == "skip"):
                 return False
         return True
