@@ -577,6 +577,26 @@ class _Model:
         on_progress(int(solution.ObjectiveValue()))
         return self._read(solution)
 
+    def descend(self, routes: list[RawRoute], deadline: float) -> list[RawRoute] | None:
+        """The local optimum that local search reaches from a given plan (OR-Tools'
+        iterated local search cannot start from one), or None when the model does not
+        accept the plan."""
+        routing, manager = self.routing, self.manager
+        params = search_parameters(self.temperature)
+        params.use_iterated_local_search = False
+        remaining = deadline - time.monotonic() - _reserve(len(self.jobs))
+        params.time_limit.FromMilliseconds(max(1, int(remaining * 1000)))
+        routing.CloseModelWithParameters(params)
+        node = {job: n for n, job in enumerate(self.jobs)}
+        paths: list[list[int]] = [[] for _ in range(routing.vehicles())]
+        for r in routes:
+            paths[r.vehicle] = [manager.NodeToIndex(node[i]) for i in r.jobs]
+        start = routing.ReadAssignmentFromRoutes(paths, True)
+        if start is None:
+            return None
+        solution = routing.SolveFromAssignmentWithParameters(start, params)
+        return None if solution is None else self._read(solution)
+
     def _read(self, solution: pywrapcp.Assignment) -> list[RawRoute]:
         routing, manager = self.routing, self.manager
         taken: dict[str, tuple[int, int]] = {}
@@ -625,18 +645,26 @@ PIECE_SIZE = 250
 # Share of the budget given to the geographic pieces when there is time to improve their
 # plan afterwards by re-solving groups of neighbouring routes (`_improve_route_groups`);
 # with less time the pieces get nearly all of it, the rest kept for re-planning the jobs
-# the pieces could not place with the vehicles they did not use. On the 1000-customer
-# instances at 120 s (2 shared cores), pieces alone: C2 12.6%, R2 10.2% above the best
-# known; 40% then groups: C2 7.1%, R2 9.4%, RC2 9.0% (pieces alone there: 7.2%); 60% then
-# groups: R2 8.7%, RC2 6.6%.
+# the pieces could not place with the vehicles they did not use. Where a piece's first
+# plan has long routes (`LONG_ROUTE_JOBS`), a 250-job piece is about as good after 12 s
+# as after 35 s while the route groups keep finding gains to the end, so the pieces get
+# less. On the 1000-customer instances at 120 s (2 cores shared with other benchmarks),
+# 60% for the pieces: C2 9.6%, R2 10.0 to 10.5% above the best known; 30%: C2 3.7%,
+# R2 6.9 to 9.3%, but R1 7.1% and RC1 7.9% (60%: 5.3 to 5.7% and 6.6%).
 _PIECES_SHARE = 0.6
+_PIECES_SHARE_LONG_ROUTES = 0.3
+_MIN_PIECE_SECONDS = 10.0  # per piece, before any time goes to route groups
 _PIECES_SHARE_ALONE = 0.9
 
-# Route groups: about this many jobs each, re-solved for rounds of this many seconds
-# (at least the minimum, or the remaining time is left unused).
+# Route groups: about this many jobs each, re-solved for rounds of about this many
+# seconds: the remaining time is cut into whole rounds of at least that length, so
+# none is left over, and none of less than the minimum is started.
 GROUP_SIZE = 120
 _ROUND_SECONDS = 8.0
 _MIN_ROUND_SECONDS = 5.0
+
+# Seconds within which the probe for long routes gives up (it tries for a third).
+_PROBE_SECONDS = 3.0
 
 # Seconds a worker process needs to start and to ship its piece back and forth.
 _WORKER_OVERHEAD = 0.5
@@ -676,13 +704,18 @@ def solve_decomposed(
 
     workers = max(1, min(options.workers or os.cpu_count() or 1, len(clusters)))
     waves = math.ceil(len(clusters) / workers)
-    budget = deadline - time.monotonic()
-    improve = budget * (1 - _PIECES_SHARE) >= 2 * _MIN_ROUND_SECONDS
-    share = _PIECES_SHARE if improve else _PIECES_SHARE_ALONE
-    piece_limit = max(0.1, budget * share / waves - _WORKER_OVERHEAD)
     pieces = [
         _subproblem(problem, m, jobs, fleet) for jobs, fleet in zip(clusters, fleets, strict=True)
     ]
+    budget = deadline - time.monotonic()
+    room_for_groups = budget * (1 - _PIECES_SHARE_LONG_ROUTES) >= 2 * _MIN_ROUND_SECONDS
+    long_routes = room_for_groups and _has_long_routes(pieces[0])
+    share = _PIECES_SHARE_LONG_ROUTES if long_routes else _PIECES_SHARE
+    pieces_time = max(budget * share, waves * _MIN_PIECE_SECONDS)
+    improve = budget - pieces_time >= 2 * _MIN_ROUND_SECONDS
+    if not improve:
+        pieces_time = budget * _PIECES_SHARE_ALONE
+    piece_limit = max(0.1, pieces_time / waves - _WORKER_OVERHEAD)
     job_index = {j.id: i for i, j in enumerate(problem.jobs)}
     vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -708,6 +741,17 @@ def solve_decomposed(
     return solution
 
 
+def _has_long_routes(piece: Problem) -> bool:
+    """Whether the first-solution heuristic's plan for `piece` has long routes (a tenth
+    of a second for 250 jobs)."""
+    m = validate(piece)
+    allowed = feasible_vehicles(piece, m)
+    servable = [i for i in range(len(piece.jobs)) if allowed[i].any()]
+    model = _Model(piece, m, servable, allowed, mandatory=False)
+    per_route = model.first_plan(time.monotonic() + _PROBE_SECONDS, FIRST_SOLUTION)
+    return per_route is not None and per_route >= LONG_ROUTE_JOBS
+
+
 def _improve_route_groups(
     problem: Problem,
     m: Matrices,
@@ -716,8 +760,8 @@ def _improve_route_groups(
     pool: ProcessPoolExecutor,
     workers: int,
 ) -> list[RawRoute]:
-    """Re-solve groups of neighbouring routes from scratch, one group per worker at a
-    time, keeping a group's new routes whenever they serve its jobs for less.
+    """Re-solve groups of neighbouring routes (`_resolve_group`), one group per worker
+    at a time, keeping a group's new routes whenever they serve its jobs for less.
 
     Geographic pieces cut long routes apart; groups of whole routes are the natural
     pieces of a plan, and every round regroups them around the routes that have been
@@ -728,22 +772,25 @@ def _improve_route_groups(
     job_index = {j.id: i for i, j in enumerate(problem.jobs)}
     vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
     while True:
-        limit = min(_ROUND_SECONDS, deadline - time.monotonic() - _reserve(len(job_index)))
+        remaining = deadline - time.monotonic() - _reserve(len(job_index))
+        limit = remaining / max(1, math.floor(remaining / _ROUND_SECONDS))
         if limit < _MIN_ROUND_SECONDS:
             break
         groups = _route_groups(problem, m, routes, visited, workers)
         used = set(routes)
         spare = [k for k in range(len(problem.vehicles)) if k not in used]
-        pieces = [
-            _subproblem(
-                problem,
-                m,
-                [i for k in group for i in routes[k].jobs],
-                group + spare[g : g + 1],
+        pieces, current = [], []
+        for g, group in enumerate(groups):
+            jobs = [i for k in group for i in routes[k].jobs]
+            pieces.append(_subproblem(problem, m, jobs, group + spare[g : g + 1]))
+            at = {i: n for n, i in enumerate(jobs)}
+            current.append(
+                [
+                    replace(routes[k], vehicle=n, jobs=[at[i] for i in routes[k].jobs])
+                    for n, k in enumerate(group)
+                ]
             )
-            for g, group in enumerate(groups)
-        ]
-        solved = pool.map(_solve_piece, pieces, [limit - _WORKER_OVERHEAD] * len(pieces))
+        solved = pool.map(_resolve_group, pieces, current, [limit - _WORKER_OVERHEAD] * len(pieces))
         for group, solution in zip(groups, solved, strict=True):
             for k in group:
                 visited[k] += 1
@@ -798,6 +845,30 @@ def _route_groups(
 def _solve_piece(piece: Problem, time_limit: float) -> Solution:
     """Worker-process entry point (module level so that it pickles)."""
     return solve(piece, SolveOptions(time_limit=time_limit))
+
+
+def _resolve_group(piece: Problem, current: list[RawRoute], time_limit: float) -> Solution:
+    """Worker-process entry point for a route group: the cheaper of its routes
+    `current` (in the piece's indices) after local search, and a plan re-solved from
+    scratch in the rest of the time.
+
+    From scratch the search can cut the group's routes differently, but late in the
+    search it mostly ends up worse than the plan it would replace; local search from the
+    plan itself takes a fraction of a second and still finds moves between routes that
+    were never in one group before (1000-customer R2: 0.1 to 2% of a group's distance
+    where a fresh search found nothing).
+    """
+    deadline = time.monotonic() + time_limit
+    m = validate(piece)
+    everyone = list(range(len(piece.jobs)))
+    model = _Model(
+        piece, m, everyone, feasible_vehicles(piece, m), mandatory=piece.drop_penalty is None
+    )
+    kept = assemble(piece, m, model.descend(current, deadline) or current, [])
+    fresh = solve(piece, SolveOptions(time_limit=max(0.1, deadline - time.monotonic())))
+    if (len(fresh.unassigned), fresh.cost) < (len(kept.unassigned), kept.cost):
+        return fresh
+    return kept
 
 
 def _raw_from_route(

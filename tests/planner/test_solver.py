@@ -333,6 +333,13 @@ def test_short_routes_get_one_start(monkeypatch) -> None:
     assert _strategies_tried(problem, 1.5, monkeypatch) == [solver.FIRST_SOLUTION]
 
 
+def test_long_routes_are_told_from_short_ones() -> None:
+    """The probe that decides how much of a large problem's budget its pieces get."""
+    assert solver._has_long_routes(LONG_ROUTES)
+    short = grid_problem(40, [van(f"v{k}", (4,)) for k in range(15)], seed=5)
+    assert not solver._has_long_routes(short)
+
+
 def test_route_groups_never_make_the_plan_worse() -> None:
     """Re-solving groups of neighbouring routes keeps every job served, every constraint,
     and a cost no higher than the plan it started from."""
@@ -350,6 +357,26 @@ def test_route_groups_never_make_the_plan_worse() -> None:
             problem, m, raw, time.monotonic() + solver._MIN_ROUND_SECONDS + 1, pool, 2
         )
     result = assemble(problem, m, improved, [])
+    assert_feasible(problem, result)
+    assert not result.unassigned
+    assert result.cost <= start.cost
+
+
+@pytest.mark.parametrize("drop_penalty", [None, 10**9])
+def test_a_route_group_comes_back_no_worse_and_feasible(drop_penalty) -> None:
+    """A group is re-solved from its own routes (with breaks, and with the production
+    drop penalty too): never more expensive, every job still served."""
+    vehicles = [
+        van(f"v{k}", (40,), shift=(0, 20_000), breaks=(Break((6_000, 9_000), 300),))
+        for k in range(6)
+    ]
+    problem = grid_problem(80, vehicles, window_width=5_000, seed=8, drop_penalty=drop_penalty)
+    start = solve(problem, SolveOptions(time_limit=1.0))
+    assert not start.unassigned
+    job_index = {j.id: i for i, j in enumerate(problem.jobs)}
+    vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
+    current = [solver._raw_from_route(r, job_index, vehicle_index) for r in start.routes]
+    result = solver._resolve_group(problem, current, 1.0)
     assert_feasible(problem, result)
     assert not result.unassigned
     assert result.cost <= start.cost
