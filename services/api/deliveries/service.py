@@ -36,6 +36,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,20}$")
 
 _OP = "bookDelivery"
+# json.dumps(sort_keys=True, default=str), without building an encoder per call.
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, default=str)
 _DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
 _DELIVERY_EVENT: Table = DeliveryEvent.__table__  # type: ignore[attr-defined]
 Reject = Callable[[tuple[str, ...], str, UserErrorCode], None]
@@ -91,7 +93,7 @@ class BookingRequest:
             "parcel": vars(self.parcel),
         }
         del content["idempotency_key"]
-        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+        return hashlib.sha256(_FINGERPRINT_JSON.encode(content).encode()).hexdigest()
 
 
 def book(
