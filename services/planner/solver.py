@@ -865,7 +865,7 @@ def _resolve_group(piece: Problem, current: list[RawRoute], time_limit: float) -
         piece, m, everyone, feasible_vehicles(piece, m), mandatory=piece.drop_penalty is None
     )
     kept = assemble(piece, m, model.descend(current, deadline) or current, [])
-    fresh = solve(piece, SolveOptions(time_limit=max(0.1, deadline - time.monotonic())))
+    fresh = solve_direct(piece, m, max(deadline, time.monotonic() + 0.1), SolveOptions())
     if (len(fresh.unassigned), fresh.cost) < (len(kept.unassigned), kept.cost):
         return fresh
     return kept
