@@ -133,7 +133,14 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         connection.execute(insert(table), rows)
         return
     names = tuple(rows[0])
-    insert_sql, copy_sql, converters = _driver_statements(table, names, connection.dialect)
+    insert_sql, copy_sql, converters, instants = _driver_statements(
+        table, names, connection.dialect
+    )
+    if len(rows) >= COPY_MIN_ROWS:
+        converters = [
+            (name, _text_once_per_instant(convert) if name in instants else convert)
+            for name, convert in converters
+        ]
     values = [
         [row[name] if convert is None else convert(row[name]) for name, convert in converters]
         for row in rows
@@ -149,11 +156,32 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
                     copy.write_row(row_values)
 
 
+def _text_once_per_instant(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """For one COPY: a timestamp column's value as text, made once per distinct instant.
+
+    A batch's rows share a few instants (its `now`, the day's delivery window), and
+    `datetime.isoformat`, which the driver calls for every value, was the costliest part
+    of formatting a row. The column is timestamptz, so equal instants store the same.
+    """
+    texts: dict[datetime, str] = {}
+
+    def text(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        found = texts.get(value)
+        if found is None:
+            found = texts[value] = convert(value).isoformat()
+        return found
+
+    return text
+
+
 @lru_cache(maxsize=64)
 def _driver_statements(
     table: Table, names: tuple[str, ...], dialect: Dialect
-) -> tuple[str, str, list[tuple[str, Any]]]:
-    """The INSERT and COPY texts for these columns, and each column's value conversion."""
+) -> tuple[str, str, list[tuple[str, Any]], frozenset[str]]:
+    """The INSERT and COPY texts for these columns, each column's value conversion, and
+    which columns are `UTCDateTime`."""
     quote = dialect.identifier_preparer
     columns = ", ".join(quote.quote(name) for name in names)
     into = f"{quote.format_table(table)} ({columns})"
@@ -165,6 +193,7 @@ def _driver_statements(
         f"INSERT INTO {into} VALUES ({placeholders})",
         f"COPY {into} FROM STDIN",
         converters,
+        frozenset(name for name in names if isinstance(table.c[name].type, UTCDateTime)),
     )
 
 

@@ -63,8 +63,13 @@ def test_rows_written_by_the_driver_are_stored_exactly_as_sqlalchemy_stores_them
                 "tenant_id": None,
                 "topic": "delivery.booked",
                 "payload": {**payload, "i": i},
-                "created_at": datetime(2026, 11, 23, 9, 30, tzinfo=india),
-                "dispatched_at": None if i % 2 else datetime(2026, 11, 23, 10, tzinfo=india),
+                # A few instants, repeated and in two offsets (COPY formats each once).
+                "created_at": datetime(2026, 11, 23, 9, 30 + i % 3, tzinfo=india),
+                "dispatched_at": None
+                if i % 2
+                else datetime(2026, 11, 23, 4, 30 + i % 4, tzinfo=UTC)
+                if i % 3
+                else datetime(2026, 11, 23, 10, tzinfo=india),
             }
             for i in range(count)
         ]
@@ -83,4 +88,24 @@ def test_rows_written_by_the_driver_are_stored_exactly_as_sqlalchemy_stores_them
         assert stored[f"copied_{i:03}"].model_dump(exclude={"id"}) == core
         assert stored[f"executed_{i:03}"].model_dump(exclude={"id"}) == core
         assert core["payload"] == {**payload, "i": i}
-        assert core["created_at"] == datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
+        assert core["created_at"] == datetime(2026, 11, 23, 4, i % 3, tzinfo=UTC)
+        assert core["dispatched_at"] == (
+            None
+            if i % 2
+            else datetime(2026, 11, 23, 4, 30 + i % 4, tzinfo=UTC)
+            if i % 3
+            else datetime(2026, 11, 23, 4, 30, tzinfo=UTC)
+        )
+
+
+@pytest.mark.usefixtures("db")
+def test_a_naive_timestamp_is_refused_by_copy_too(engine, monkeypatch):
+    table = OutboxEvent.__table__
+    aware = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+    rows = [
+        {"id": f"naive_{i}", "tenant_id": None, "topic": "t", "payload": {}, "created_at": at}
+        for i, at in enumerate([aware] * 3 + [aware.replace(tzinfo=None)])
+    ]
+    monkeypatch.setattr(db, "COPY_MIN_ROWS", 2)
+    with Session(engine) as session, pytest.raises(ValueError, match="naive"):
+        db.insert_rows(session, table, rows)

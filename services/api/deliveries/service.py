@@ -400,17 +400,16 @@ def _booking_usage(delivery: Delivery, area: ServiceArea, quote: Quote | None) -
     """Metered as the plan prices bookings, or at exactly the quoted price."""
     recipient = delivery.recipient_phone or delivery.recipient_email or delivery.recipient_name
     recipient_key = hashlib.sha256(recipient.strip().lower().encode()).hexdigest()[:32]
+    # Read once: a bulk booking makes three events for each of its deliveries.
+    delivery_id, tenant_id, at, area_code = (
+        delivery.id,
+        delivery.tenant_id,
+        delivery.created_at,
+        area.code,
+    )
 
     def usage(suffix: str, meter: str, quantity: Decimal, key: str | None = None) -> Usage:
-        return Usage(
-            id=f"{delivery.id}:{suffix}",
-            tenant_id=delivery.tenant_id,
-            meter=meter,
-            quantity=quantity,
-            at=delivery.created_at,
-            key=key,
-            area_code=area.code,
-        )
+        return Usage(f"{delivery_id}:{suffix}", tenant_id, meter, quantity, at, key, area_code)
 
     reached = usage("recipient", "active_recipients", Decimal(1), key=recipient_key)
     if quote is not None:
@@ -508,7 +507,7 @@ def _validate_schedule(
     elif time_window is not None:
         day = areas.local_day_of(area, time_window[0])
     else:
-        day = areas.next_delivery_date(area, now)
+        day = today + timedelta(days=1)  # areas.next_delivery_date, without a second lookup
     last = today + timedelta(days=BOOKING_HORIZON_DAYS)
     if not today <= day <= last:
         reject(
