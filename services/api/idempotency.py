@@ -94,9 +94,12 @@ def claim_many(
                     "principal": principal,
                     "operation": operation,
                     "now": now,
-                    "keys": list(claims),
-                    "fingerprints": [digest for digest, _ in claims.values()],
-                    "results": [json.dumps(result) for _, result in claims.values()],
+                    "claims": json.dumps(
+                        [
+                            {"key": key, "fingerprint": digest, "result": result}
+                            for key, (digest, result) in claims.items()
+                        ]
+                    ),
                 },
             )
             return {key for (key,) in cursor}
@@ -115,12 +118,12 @@ def claim_many(
 
 
 # One constant statement for any number of keys, run on the driver (services.core.db).
+# The claims travel as one JSON document: the driver quotes text arrays element by
+# element, with a regular expression each (2% of a bulk booking).
 _CLAIM_POSTGRESQL = """
 INSERT INTO idempotency_record (principal, key, operation, fingerprint, result, created_at)
-SELECT %(principal)s, claim.key, %(operation)s, claim.fingerprint, CAST(claim.result AS json),
-       %(now)s
-FROM unnest(CAST(%(keys)s AS text[]), CAST(%(fingerprints)s AS text[]),
-            CAST(%(results)s AS text[])) AS claim(key, fingerprint, result)
+SELECT %(principal)s, claim.key, %(operation)s, claim.fingerprint, claim.result, %(now)s
+FROM json_to_recordset(CAST(%(claims)s AS json)) AS claim(key text, fingerprint text, result json)
 ON CONFLICT (principal, key) DO NOTHING
 RETURNING key
 """
