@@ -266,6 +266,49 @@ def test_bulk_booking_is_capped(client, demo):
     assert _count(Delivery) == 0
 
 
+@pytest.mark.parametrize(
+    ("where", "path"),
+    [
+        ("reference", "$.variables.inputs[1].reference"),
+        ("recipient", "$.variables.inputs[1].recipient.name"),
+        ("idempotencyKey", "$.variables.inputs[1].idempotencyKey"),
+    ],
+)
+def test_a_nul_character_in_any_text_is_refused_saying_where(client, demo, where, path):
+    """PostgreSQL text cannot hold U+0000: refused on the way in, not by the database."""
+    inputs = [booking_input("ok"), booking_input("bad")]
+    if where == "recipient":
+        inputs[1]["recipient"]["name"] = "Ada\u0000"
+    else:
+        inputs[1][where] = "bad\u0000"
+    headers = {"Authorization": f"Bearer {merchant_access_token(demo)}"}
+    response = client.post(
+        "/graphql", json={"query": BOOK_MANY, "variables": {"inputs": inputs}}, headers=headers
+    )
+    assert response.status_code == 400
+    assert response.text == f"Text values cannot contain the NUL character (U+0000): {path}."
+    by_get = client.get(
+        "/graphql",
+        params={"query": DELIVERIES, "variables": json.dumps({"after": "x\u0000"})},
+        headers=headers,
+    )
+    assert by_get.status_code == 400
+    assert by_get.text.endswith("): $.after.")
+    assert _count(Delivery) == 0
+
+
+def test_a_nul_in_a_document_literal_is_refused_and_an_escaped_backslash_is_text(client, demo):
+    access_token = merchant_access_token(demo)
+    body = graphql(
+        client, access_token, '{ deliveries(reference: "a\\u0000") { edges { cursor } } }'
+    )
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_TEXT"
+    # A backslash followed by "u0000" is six ordinary characters, not a NUL.
+    text = "back\\u0000slash"
+    body = graphql(client, access_token, BOOK, {"input": booking_input(text)})
+    assert body["data"]["bookDelivery"]["delivery"]["reference"] == text
+
+
 def test_a_read_only_token_cannot_book(client, demo):
     access_token = merchant_access_token(demo, scope="deliveries:read")
     body = graphql(client, access_token, BOOK, {"input": booking_input("o")})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -18,7 +19,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from graphql import DocumentNode, GraphQLError, parse
 from starlette.routing import Route
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.extensions import AddValidationRules, SchemaExtension, ValidationCache
 from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
@@ -35,6 +36,7 @@ from services.api.graphql.lifecycle import LifecycleMutations
 from services.api.graphql.planning import PlanningMutations, PlanningQueries
 from services.api.graphql.quotes import QuoteMutations
 from services.api.graphql.subscriptions import DeliverySubscriptions
+from services.api.graphql.text import NUL_REFUSED, NoNulInStrings, may_hold_nul, nul_path
 from services.api.graphql.throttle import QueryCost
 from services.api.graphql.webhooks import WebhookMutations, WebhookQueries
 from services.core.ids import new_id
@@ -166,6 +168,7 @@ schema = ThreadedSchema(
     # Integrations send the same few documents over and over: parse and validate each once.
     extensions=[
         QueryLimits,
+        lambda: AddValidationRules([NoNulInStrings]),
         ParseOnce,
         lambda: ValidationCache(maxsize=512),
         RequestTransaction,
@@ -190,6 +193,15 @@ class LastmileGraphQLRouter(GraphQLRouter[Context, None]):
             return await self.run(request=request, context=context, root_value=None)
         except StrawberryHTTPException as error:
             return PlainTextResponse(error.reason, status_code=error.status_code)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Request JSON (a POST body, GET variables); one holding a NUL is a 400."""
+        value = json.loads(data)
+        if may_hold_nul(data):
+            where = nul_path(value, "$")
+            if where is not None:
+                raise StrawberryHTTPException(400, f"{NUL_REFUSED}: {where}.")
+        return value
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(local_assets(self.graphql_ide_html))
