@@ -3,8 +3,10 @@
 The suite runs against the database named by LASTMILE_TEST_DATABASE_URL (CI and
 `make test` point it at PostgreSQL; a `sqlite:///…` URL works for a quick local run)
 and the Celery broker named by LASTMILE_TEST_BROKER_URL (Redis by default).
-On PostgreSQL a dedicated database `lastmile_test_<pid>` is created from scratch,
-migrated with the production migrations, and dropped at exit. Tests commit for real (the API, Celery
+On PostgreSQL a dedicated database `lastmile_test_<pid>` is created from scratch by
+that URL's role, owned by the ordinary role `lastmile_app` that the application then
+connects as (so row-level security applies), migrated with the production migrations,
+and dropped at exit. Tests commit for real (the API, Celery
 workers and CLI each own their transactions), so every table is emptied afterwards.
 """
 
@@ -24,10 +26,14 @@ _VAR_DIR = tempfile.mkdtemp(prefix="lastmile-test-")
 
 
 _DATABASE = f"lastmile_test_{os.getpid()}"  # one per run, so parallel runs never collide
+# The application connects as an ordinary role that owns its tables, as it must in
+# production: superusers (and BYPASSRLS roles) skip row-level security, the second wall.
+APP_ROLE = "lastmile_app"
 
 
 def _prepare_database(base_url: str) -> str:
-    """Create an empty test database next to the configured one and return its URL."""
+    """Create an empty test database next to the configured one, owned by APP_ROLE
+    (created if missing, by the configured URL's role), and return its URL."""
     from services.core.settings import normalize_database_url
 
     url = make_url(normalize_database_url(base_url))
@@ -35,10 +41,16 @@ def _prepare_database(base_url: str) -> str:
         return f"sqlite:///{_VAR_DIR}/test.db"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
+        connection.execute(
+            text(
+                f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; "
+                "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            )
+        )
         connection.execute(text(f"DROP DATABASE IF EXISTS {_DATABASE} WITH (FORCE)"))
-        connection.execute(text(f"CREATE DATABASE {_DATABASE}"))
+        connection.execute(text(f"CREATE DATABASE {_DATABASE} OWNER {APP_ROLE}"))
     atexit.register(_drop_database, admin)
-    return url.set(database=_DATABASE).render_as_string(hide_password=False)
+    return url.set(database=_DATABASE, username=APP_ROLE).render_as_string(hide_password=False)
 
 
 def _drop_database(admin: Engine) -> None:

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session, col, select
 
-from services.api.deps import get_session
 from services.api.oauth.tokens import AccessToken, InvalidTokenError, verify_access_token
 from services.billing.invoicing import stored_lines
 from services.billing.metering import usage_by_day
 from services.billing.money import currency_for, format_amount, format_quantity, from_minor
+from services.core.db import for_tenant, transaction
 from services.core.models import Invoice
 
 router = APIRouter(prefix="/billing/export", tags=["billing"])
@@ -46,6 +46,13 @@ def merchant_token(request: Request) -> AccessToken:
     return token
 
 
+def merchant_session(token: AccessToken = Depends(merchant_token)) -> Iterator[Session]:
+    """The request's transaction, confined to the caller's tenant (services.core.db.for_tenant)."""
+    assert token.tenant_id is not None
+    with transaction() as session:
+        yield for_tenant(session, token.tenant_id)
+
+
 def _csv(name: str, header: list[str], rows: Iterable[list[str]]) -> StreamingResponse:
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
@@ -68,7 +75,7 @@ def usage_csv(
     start: date = Query(alias="from"),
     end: date = Query(alias="to"),
     token: AccessToken = Depends(merchant_token),
-    session: Session = Depends(get_session),
+    session: Session = Depends(merchant_session),
 ) -> StreamingResponse:
     """Usage per UTC day, meter and area for days in [from, to)."""
     if not start < end <= start + timedelta(days=MAX_DAYS):
@@ -91,7 +98,7 @@ def usage_csv(
 
 @router.get("/invoices.csv")
 def invoices_csv(
-    token: AccessToken = Depends(merchant_token), session: Session = Depends(get_session)
+    token: AccessToken = Depends(merchant_token), session: Session = Depends(merchant_session)
 ) -> StreamingResponse:
     """Every invoice line of the merchant, one row each, with the invoice's figures."""
     invoices = session.exec(

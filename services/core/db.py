@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import DateTime, Table, event, insert
+from sqlalchemy import JSON, DateTime, Table, event, insert
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.types import TypeDecorator
@@ -101,6 +103,50 @@ def transaction(engine: Engine | None = None) -> Iterator[Session]:
             raise
 
 
+# Row-level security (PostgreSQL): the tenant a merchant's transactions act for.
+_TENANT = "lastmile.tenant_id"
+
+
+def for_tenant(session: Session, tenant_id: str) -> Session:
+    """Confine the session's transactions to one tenant's rows, below the application.
+
+    The repository layer filters every query by tenant; on PostgreSQL each transaction
+    of this session also sets `lastmile.tenant_id`, which the tables' row-level security
+    policies enforce (migration d5b8e0f4a1c6): a query that forgot its filter reads
+    nothing of other tenants and cannot write for them.
+    """
+    session.info[_TENANT] = tenant_id
+    return session
+
+
+@event.listens_for(Session, "after_begin")
+def _set_tenant_of_transaction(session: Session, _transaction: Any, connection: Any) -> None:
+    tenant_id = session.info.get(_TENANT)
+    if tenant_id is not None and connection.dialect.name == "postgresql":
+        _set_tenant(connection, tenant_id)
+
+
+def _set_tenant(connection: Any, tenant_id: str) -> None:
+    driver = connection.connection.driver_connection
+    driver.execute("SELECT set_config(%s, %s, true)", (_TENANT, tenant_id))
+
+
+@contextmanager
+def across_tenants(session: Session) -> Iterator[None]:
+    """Lift a tenant session's confinement for a read that must count every tenant's
+    rows (an area's remaining capacity); nothing of theirs may reach the caller."""
+    tenant_id = session.info.get(_TENANT)
+    connection = session.connection()
+    if tenant_id is None or connection.dialect.name != "postgresql":
+        yield
+        return
+    _set_tenant(connection, "")
+    try:
+        yield
+    finally:
+        _set_tenant(connection, tenant_id)
+
+
 @contextmanager
 def driver_cursor(session: Session) -> Iterator[Any]:
     """A cursor of the driver (psycopg) on the session's connection, in its transaction.
@@ -114,8 +160,8 @@ def driver_cursor(session: Session) -> Iterator[Any]:
         yield cursor
 
 
-COPY_MIN_ROWS = 50
-"""From this many rows, `insert_rows` copies instead of inserting (PostgreSQL only)."""
+BULK_MIN_ROWS = 50
+"""From this many rows, `insert_rows` sends them as one JSON document (PostgreSQL only)."""
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -123,8 +169,10 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
 
     Every booking comes through here. On PostgreSQL the rows' values pass through each
     column type's own conversion, so they are stored exactly as SQLAlchemy would store
-    them, and go to the driver: one INSERT per row, or COPY for many rows, several times
-    cheaper for this process and for the database. Other databases get a Core INSERT.
+    them, and go to the driver: one INSERT per row, or for many rows one INSERT that
+    reads them from a JSON document, several times cheaper for this process and for the
+    database. (COPY would be cheaper still, but PostgreSQL refuses COPY FROM into tables
+    under row-level security.) Other databases get a Core INSERT.
     """
     if not rows:
         return
@@ -133,35 +181,53 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         connection.execute(insert(table), rows)
         return
     names = tuple(rows[0])
-    insert_sql, copy_sql, converters, instants = _driver_statements(
-        table, names, connection.dialect
-    )
-    if len(rows) >= COPY_MIN_ROWS:
-        converters = [
-            (name, _text_once_per_instant(convert) if name in instants else convert)
-            for name, convert in converters
-        ]
-    values = [
-        [row[name] if convert is None else convert(row[name]) for name, convert in converters]
-        for row in rows
-    ]
+    statements = _driver_statements(table, names, connection.dialect)
     with driver_cursor(session) as cursor:
+        if len(rows) >= BULK_MIN_ROWS:
+            cursor.execute(statements.insert_from_json, (_json_document(statements, rows),))
+            return
+        values = [
+            [
+                row[name] if convert is None else convert(row[name])
+                for name, convert in statements.converters
+            ]
+            for row in rows
+        ]
         if len(values) == 1:
-            cursor.execute(insert_sql, values[0])
-        elif len(values) < COPY_MIN_ROWS:
-            cursor.executemany(insert_sql, values)
+            cursor.execute(statements.insert, values[0])
         else:
-            with cursor.copy(copy_sql) as copy:
-                for row_values in values:
-                    copy.write_row(row_values)
+            cursor.executemany(statements.insert, values)
+
+
+@dataclass(frozen=True)
+class _DriverStatements:
+    insert: str  # one row, %s placeholders
+    insert_from_json: str  # many rows, from a JSON array of objects keyed by column
+    converters: list[tuple[str, Any]]  # each column's bind conversion, or None
+    # For a JSON document: (name, whether it is a UTCDateTime, conversion or None).
+    json_converters: list[tuple[str, bool, Any]]
+
+
+def _json_document(statements: _DriverStatements, rows: list[dict[str, Any]]) -> str:
+    """The rows as a JSON array of objects, each value as its column would store it."""
+    plan = [
+        (name, _text_once_per_instant(convert) if instant else convert)
+        for name, instant, convert in statements.json_converters
+    ]
+    return _ROWS_JSON.encode(
+        [
+            {name: row[name] if convert is None else convert(row[name]) for name, convert in plan}
+            for row in rows
+        ]
+    )
 
 
 def _text_once_per_instant(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """For one COPY: a timestamp column's value as text, made once per distinct instant.
+    """For one document: a timestamp column's value as text, made once per instant.
 
     A batch's rows share a few instants (its `now`, the day's delivery window), and
-    `datetime.isoformat`, which the driver calls for every value, was the costliest part
-    of formatting a row. The column is timestamptz, so equal instants store the same.
+    `datetime.isoformat` was the costliest part of encoding a row. The column is
+    timestamptz, so equal instants store the same.
     """
     texts: dict[datetime, str] = {}
 
@@ -176,24 +242,34 @@ def _text_once_per_instant(convert: Callable[[Any], Any]) -> Callable[[Any], Any
     return text
 
 
+_ROWS_JSON = json.JSONEncoder(default=str)  # dates and decimals as their text
+
+
 @lru_cache(maxsize=64)
-def _driver_statements(
-    table: Table, names: tuple[str, ...], dialect: Dialect
-) -> tuple[str, str, list[tuple[str, Any]], frozenset[str]]:
-    """The INSERT and COPY texts for these columns, each column's value conversion, and
-    which columns are `UTCDateTime`."""
+def _driver_statements(table: Table, names: tuple[str, ...], dialect: Dialect) -> _DriverStatements:
+    """The statements for these columns and each column's value conversion."""
     quote = dialect.identifier_preparer
     columns = ", ".join(quote.quote(name) for name in names)
-    into = f"{quote.format_table(table)} ({columns})"
+    target = quote.format_table(table)
     placeholders = ", ".join(["%s"] * len(names))
-    converters = [
-        (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
-    ]
-    return (
-        f"INSERT INTO {into} VALUES ({placeholders})",
-        f"COPY {into} FROM STDIN",
-        converters,
-        frozenset(name for name in names if isinstance(table.c[name].type, UTCDateTime)),
+    converters: list[tuple[str, Any]] = []
+    json_converters: list[tuple[str, bool, Any]] = []
+    for name in names:
+        column_type = table.c[name].type
+        convert = column_type.dialect_impl(dialect).bind_processor(dialect)
+        converters.append((name, convert))
+        if isinstance(column_type, UTCDateTime):
+            json_converters.append((name, True, convert))
+        elif isinstance(column_type, JSON):  # the value goes into the document as it is
+            json_converters.append((name, False, None))
+        else:
+            json_converters.append((name, False, convert))
+    return _DriverStatements(
+        insert=f"INSERT INTO {target} ({columns}) VALUES ({placeholders})",
+        insert_from_json=f"INSERT INTO {target} ({columns}) SELECT {columns} "
+        f"FROM json_populate_recordset(NULL::{target}, %s)",
+        converters=converters,
+        json_converters=json_converters,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -150,3 +150,38 @@ def test_one_quote_serves_one_booking_even_within_a_bulk_call(client, token):
     ]
     assert results[0]["userErrors"] == []
     assert [e["code"] for e in results[1]["userErrors"]] == ["QUOTE_EXPIRED"]
+
+
+def test_other_merchants_bookings_fill_the_slots_too(client, token, monkeypatch):
+    """Capacity is the area's: under row-level security the quote still counts every
+    merchant's bookings (services.core.db.across_tenants), never shows them."""
+    from services.api.deliveries import quotes
+    from services.core import areas
+    from services.core.models import ServiceArea, Shift
+
+    window = _quote(client, token)["quote"]["timeWindows"][2]
+    with transaction() as session:
+        other = seed_demo(session, utcnow().date())["merchants"][1]
+        area = session.exec(select(ServiceArea).where(ServiceArea.code == "demo")).one()
+        shifts = session.exec(select(Shift).where(Shift.area_id == area.id)).all()
+        start = datetime.fromisoformat(window["start"])
+        midnight = areas.local_midnight(area, start.astimezone(UTC).date())
+        slot = (start, datetime.fromisoformat(window["end"]))
+        van_hours = sum(
+            quotes._hours(
+                slot, (quotes._at(midnight, s.starts_at), quotes._at(midnight, s.ends_at))
+            )
+            for s in shifts
+        )
+    other_token = issue_access_token(
+        client_id=other["client_id"], tenant_id=other["tenant_id"], scope="deliveries:write"
+    )[0]
+    booked = graphql(
+        client, other_token, BOOK, {"input": booking_input("theirs", timeWindow=window)}
+    )
+    assert booked["data"]["bookDelivery"]["delivery"], booked
+    monkeypatch.setattr(quotes, "STOPS_PER_VAN_HOUR", 1.5 / van_hours)  # room for 1.5
+    offered = [w["start"] for w in _quote(client, token)["quote"]["timeWindows"]]
+    assert window["start"] not in offered  # theirs plus one more would not fit
+    monkeypatch.setattr(quotes, "STOPS_PER_VAN_HOUR", 2.5 / van_hours)
+    assert window["start"] in [w["start"] for w in _quote(client, token)["quote"]["timeWindows"]]

@@ -49,8 +49,9 @@ def test_a_busy_pool_does_not_ping(engine):
 def test_rows_written_by_the_driver_are_stored_exactly_as_sqlalchemy_stores_them(
     engine, monkeypatch
 ):
-    """insert_rows runs INSERT (few rows) or COPY (many) on the driver's cursor, after
-    each column type's conversion: what comes back must equal a Core INSERT's rows."""
+    """insert_rows runs INSERT (few rows) or INSERT from one JSON document (many) on the
+    driver's cursor, after each column type's conversion: what comes back must equal a
+    Core INSERT's rows."""
     table = OutboxEvent.__table__
     india = timezone(timedelta(hours=5, minutes=30))  # stored as UTC, by the column's type
     payload = {"note": "tab\there\nline \\ back\\slash \r ünïcode ✓", "none": None, "x": [1.5]}
@@ -63,7 +64,7 @@ def test_rows_written_by_the_driver_are_stored_exactly_as_sqlalchemy_stores_them
                 "tenant_id": None,
                 "topic": "delivery.booked",
                 "payload": {**payload, "i": i},
-                # A few instants, repeated and in two offsets (COPY formats each once).
+                # A few instants, repeated and in two offsets (each is formatted once).
                 "created_at": datetime(2026, 11, 23, 9, 30 + i % 3, tzinfo=india),
                 "dispatched_at": None
                 if i % 2
@@ -75,9 +76,9 @@ def test_rows_written_by_the_driver_are_stored_exactly_as_sqlalchemy_stores_them
         ]
 
     with Session(engine) as session:
-        monkeypatch.setattr(db, "COPY_MIN_ROWS", count)
-        db.insert_rows(session, table, rows("copied_"))
-        monkeypatch.setattr(db, "COPY_MIN_ROWS", count + 1)
+        monkeypatch.setattr(db, "BULK_MIN_ROWS", count)
+        db.insert_rows(session, table, rows("bulk_"))
+        monkeypatch.setattr(db, "BULK_MIN_ROWS", count + 1)
         db.insert_rows(session, table, rows("executed_"))
         session.connection().execute(insert(table), rows("core_"))
         session.commit()
@@ -85,7 +86,7 @@ def test_rows_written_by_the_driver_are_stored_exactly_as_sqlalchemy_stores_them
     assert len(stored) == 3 * count
     for i in range(count):
         core = stored[f"core_{i:03}"].model_dump(exclude={"id"})
-        assert stored[f"copied_{i:03}"].model_dump(exclude={"id"}) == core
+        assert stored[f"bulk_{i:03}"].model_dump(exclude={"id"}) == core
         assert stored[f"executed_{i:03}"].model_dump(exclude={"id"}) == core
         assert core["payload"] == {**payload, "i": i}
         assert core["created_at"] == datetime(2026, 11, 23, 4, i % 3, tzinfo=UTC)
@@ -99,13 +100,13 @@ def test_rows_written_by_the_driver_are_stored_exactly_as_sqlalchemy_stores_them
 
 
 @pytest.mark.usefixtures("db")
-def test_a_naive_timestamp_is_refused_by_copy_too(engine, monkeypatch):
+def test_a_naive_timestamp_is_refused_in_bulk_too(engine, monkeypatch):
     table = OutboxEvent.__table__
     aware = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
     rows = [
         {"id": f"naive_{i}", "tenant_id": None, "topic": "t", "payload": {}, "created_at": at}
         for i, at in enumerate([aware] * 3 + [aware.replace(tzinfo=None)])
     ]
-    monkeypatch.setattr(db, "COPY_MIN_ROWS", 2)
+    monkeypatch.setattr(db, "BULK_MIN_ROWS", 2)
     with Session(engine) as session, pytest.raises(ValueError, match="naive"):
         db.insert_rows(session, table, rows)

@@ -29,6 +29,7 @@ from services.billing.money import to_minor
 from services.billing.plans import parsed_plan, plans_for_period
 from services.billing.pricing import price_line
 from services.core import areas
+from services.core.db import across_tenants
 from services.core.models import Delivery, DeliveryStatus, Quote, ServiceArea, Shift
 
 QUOTE_TTL = timedelta(minutes=15)
@@ -102,14 +103,15 @@ def open_windows(
     while start + SLOT <= closes:
         slots.append((start.astimezone(UTC), (start + SLOT).astimezone(UTC)))
         start += SLOT
-    booked = session.exec(
-        select(Delivery.window_start, Delivery.window_end).where(
-            Delivery.area_id == area.id,
-            Delivery.date == day,
-            col(Delivery.status).in_([DeliveryStatus.BOOKED, DeliveryStatus.PLANNED]),
-            col(Delivery.sandbox).is_(False),
-        )
-    ).all()
+    with across_tenants(session):  # every merchant's bookings fill the vans
+        booked = session.exec(
+            select(Delivery.window_start, Delivery.window_end).where(
+                Delivery.area_id == area.id,
+                Delivery.date == day,
+                col(Delivery.status).in_([DeliveryStatus.BOOKED, DeliveryStatus.PLANNED]),
+                col(Delivery.sandbox).is_(False),
+            )
+        ).all()
     shifts = session.exec(select(Shift).where(Shift.area_id == area.id)).all()
     midnight = areas.local_midnight(area, day)
     open_slots = []

@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
 from services.api.oauth.tokens import AccessToken, InvalidTokenError, verify_access_token
-from services.core.db import get_engine, utcnow
+from services.core.db import for_tenant, get_engine, utcnow
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Context(BaseContext):
         operation); the RequestTransaction extension commits or rolls back, then closes it."""
         if self._session is None:
             self._session = Session(get_engine(), expire_on_commit=False)
+            if self.token.tenant_id is not None:
+                for_tenant(self._session, self.token.tenant_id)
         return self._session
 
     def close_session(self) -> None:

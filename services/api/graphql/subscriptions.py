@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from services.api.graphql.context import context_of
 from services.api.graphql.deliveries import DeliveryStatus, Location
 from services.api.graphql.permissions import ReadDeliveries
-from services.core.db import transaction
+from services.core.db import for_tenant, transaction
 from services.core.models import Delivery, DeliveryEvent
 
 POLL_SECONDS = 1.0
@@ -53,6 +53,7 @@ def _after(
 ) -> tuple[str, list[DeliveryUpdate]]:
     """The next updates after event `last_id`, and the id of the last one returned."""
     with transaction() as session:
+        for_tenant(session, tenant_id)
         statement = (
             select(DeliveryEvent, Delivery)
             .join(Delivery, col(Delivery.id) == col(DeliveryEvent.delivery_id))
@@ -81,6 +82,7 @@ def _after(
 
 def _newest(tenant_id: str) -> str:
     with transaction() as session:
+        for_tenant(session, tenant_id)
         newest = session.exec(
             select(DeliveryEvent.id)
             .where(DeliveryEvent.tenant_id == tenant_id)
