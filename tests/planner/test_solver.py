@@ -362,10 +362,12 @@ def test_route_groups_never_make_the_plan_worse() -> None:
     assert result.cost <= start.cost
 
 
+@pytest.mark.parametrize("entry", [solver._resolve_group, solver._descend_group])
 @pytest.mark.parametrize("drop_penalty", [None, 10**9])
-def test_a_route_group_comes_back_no_worse_and_feasible(drop_penalty) -> None:
-    """A group is re-solved from its own routes (with breaks, and with the production
-    drop penalty too): never more expensive, every job still served."""
+def test_a_route_group_comes_back_no_worse_and_feasible(entry, drop_penalty) -> None:
+    """A group is re-solved (or descended in a sweep) from its own routes (with breaks,
+    and with the production drop penalty too): never more expensive, every job still
+    served."""
     vehicles = [
         van(f"v{k}", (40,), shift=(0, 20_000), breaks=(Break((6_000, 9_000), 300),))
         for k in range(6)
@@ -376,7 +378,7 @@ def test_a_route_group_comes_back_no_worse_and_feasible(drop_penalty) -> None:
     job_index = {j.id: i for i, j in enumerate(problem.jobs)}
     vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
     current = [solver._raw_from_route(r, job_index, vehicle_index) for r in start.routes]
-    result = solver._resolve_group(problem, current, 1.0)
+    result = entry(problem, current, 1.0)
     assert_feasible(problem, result)
     assert not result.unassigned
     assert result.cost <= start.cost
