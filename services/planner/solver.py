@@ -884,7 +884,10 @@ def _descend_group(piece: Problem, current: list[RawRoute], time_limit: float) -
     """Worker-process entry point: the local optimum that local search reaches from the
     routes `current` (in the piece's indices), or those routes if it cannot start."""
     deadline = time.monotonic() + time_limit
-    m = validate(piece)
+    return _descend(piece, validate(piece), current, deadline)
+
+
+def _descend(piece: Problem, m: Matrices, current: list[RawRoute], deadline: float) -> Solution:
     everyone = list(range(len(piece.jobs)))
     model = _Model(
         piece, m, everyone, feasible_vehicles(piece, m), mandatory=piece.drop_penalty is None
@@ -904,10 +907,9 @@ def _resolve_group(piece: Problem, current: list[RawRoute], time_limit: float) -
     where a fresh search found nothing).
     """
     deadline = time.monotonic() + time_limit
-    kept = _descend_group(piece, current, time_limit)
-    fresh = solve_direct(
-        piece, validate(piece), max(deadline, time.monotonic() + 0.1), SolveOptions()
-    )
+    m = validate(piece)  # once, for both searches
+    kept = _descend(piece, m, current, deadline)
+    fresh = solve_direct(piece, m, max(deadline, time.monotonic() + 0.1), SolveOptions())
     if (len(fresh.unassigned), fresh.cost) < (len(kept.unassigned), kept.cost):
         return fresh
     return kept
