@@ -306,7 +306,7 @@ def _load(session: Session, ids: set[str]) -> dict[str, Delivery]:
 def _write(
     session: Session, tenant_id: str, bookings: list[_Booking], now: datetime, sandbox: bool
 ) -> None:
-    """Everything the new bookings write, one statement per table (COPY for many rows)."""
+    """Everything the new bookings write, one statement per table (`insert_rows`)."""
     if not bookings:
         return
     deliveries = [booking.delivery for booking in bookings if booking.delivery is not None]
@@ -507,7 +507,7 @@ def _validate_schedule(
     elif time_window is not None:
         day = areas.local_day_of(area, time_window[0])
     else:
-        day = today + timedelta(days=1)  # areas.next_delivery_date, without a second lookup
+        day = areas.next_delivery_date(area, now)
     last = today + timedelta(days=BOOKING_HORIZON_DAYS)
     if not today <= day <= last:
         reject(
