@@ -211,7 +211,7 @@ class _DriverStatements:
 def _json_document(statements: _DriverStatements, rows: list[dict[str, Any]]) -> str:
     """The rows as a JSON array of objects, each value as its column would store it."""
     plan = [
-        (name, _text_once_per_instant(convert) if instant else convert)
+        (name, text_once_per_instant(convert) if instant else convert)
         for name, instant, convert in statements.json_converters
     ]
     return _ROWS_JSON.encode(
@@ -222,12 +222,14 @@ def _json_document(statements: _DriverStatements, rows: list[dict[str, Any]]) ->
     )
 
 
-def _text_once_per_instant(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """For one document: a timestamp column's value as text, made once per instant.
+def text_once_per_instant(
+    convert: Callable[[datetime], datetime] | None = None,
+) -> Callable[[datetime | None], str | None]:
+    """For one batch: a timestamp as ISO text (after `convert`), made once per instant.
 
     A batch's rows share a few instants (its `now`, the day's delivery window), and
-    `datetime.isoformat` was the costliest part of encoding a row. The column is
-    timestamptz, so equal instants store the same.
+    `datetime.isoformat` was the costliest part of encoding a row. Only for timestamptz
+    columns, where equal instants store the same whatever their offset.
     """
     texts: dict[datetime, str] = {}
 
@@ -236,7 +238,7 @@ def _text_once_per_instant(convert: Callable[[Any], Any]) -> Callable[[Any], Any
             return None
         found = texts.get(value)
         if found is None:
-            found = texts[value] = convert(value).isoformat()
+            found = texts[value] = (value if convert is None else convert(value)).isoformat()
         return found
 
     return text

@@ -24,7 +24,7 @@ from being deleted, so no event ever outlives its tenant.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from services.core.db import driver_cursor, utcnow
+from services.core.db import driver_cursor, text_once_per_instant, utcnow
 from services.core.models import BillingAccount, UsageEvent
 
 # The meters Lastmile emits; price plans charge on these names.
@@ -249,12 +249,12 @@ def _insert_postgresql(session: Session, events: list[Usage]) -> set[str]:
     encode and parse than JSON.
     """
     parameters = {"tenants": sorted({e.tenant_id for e in events}), "now": utcnow()}
-    instants = _instant_texts(events)
+    at_text = text_once_per_instant()
     with driver_cursor(session) as cursor:
         if len(events) < COPY_THRESHOLD:
             parameters["events"] = json.dumps([
                 {"id": e.id, "tenant_id": e.tenant_id, "meter": e.meter,
-                 "quantity": str(e.quantity), "at": instants[e.at], "key": e.key,
+                 "quantity": str(e.quantity), "at": at_text(e.at), "key": e.key,
                  "area_code": e.area_code, "service_level": e.service_level}
                 for e in events
             ])  # fmt: skip
@@ -262,7 +262,7 @@ def _insert_postgresql(session: Session, events: list[Usage]) -> set[str]:
         else:
             cursor.execute(_CREATE_STAGING)
             with cursor.copy(f"COPY usage_staging ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-                copy.write(_copy_text(events, instants))
+                copy.write(_copy_text(events, at_text))
             rows = cursor.execute(_FROM_STAGING, parameters).fetchall()
             cursor.execute("DROP TABLE usage_staging")
     unknown = {tenant for _, tenant in rows if tenant is not None}
@@ -272,21 +272,10 @@ def _insert_postgresql(session: Session, events: list[Usage]) -> set[str]:
     return {usage_id for usage_id, _ in rows}
 
 
-def _instant_texts(events: list[Usage]) -> dict[datetime, str]:
-    """Each distinct `at` as text: a batch's events share a few instants, and isoformat
-    is the dearest part of encoding an event (the column is timestamptz, so equal
-    instants store the same)."""
-    texts: dict[datetime, str] = {}
-    for event in events:
-        if event.at not in texts:
-            texts[event.at] = event.at.isoformat()
-    return texts
-
-
 _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(events: list[Usage], instants: dict[datetime, str]) -> str:
+def _copy_text(events: list[Usage], at_text: Callable[[datetime], str | None]) -> str:
     r"""The batch in COPY's text format: tab-separated, one line per event, \N for null.
 
     Fields are joined unescaped first (ids and tenants almost never hold a tab, newline,
@@ -295,7 +284,7 @@ def _copy_text(events: list[Usage], instants: dict[datetime, str]) -> str:
     document is rebuilt escaping every field.
     """
     document = "".join([
-        f"{e.id}\t{e.tenant_id}\t{e.meter}\t{e.quantity}\t{instants[e.at]}\t"
+        f"{e.id}\t{e.tenant_id}\t{e.meter}\t{e.quantity}\t{at_text(e.at)}\t"
         f"{_NULL if e.key is None else e.key}\t"
         f"{_NULL if e.area_code is None else e.area_code}\t"
         f"{_NULL if e.service_level is None else e.service_level}\n"
@@ -313,7 +302,7 @@ def _copy_text(events: list[Usage], instants: dict[datetime, str]) -> str:
     return "".join(
         "\t".join(
             _NULL if value is None else str(value).translate(_ESCAPE)
-            for value in (e.id, e.tenant_id, e.meter, e.quantity, instants[e.at], e.key,
+            for value in (e.id, e.tenant_id, e.meter, e.quantity, at_text(e.at), e.key,
                           e.area_code, e.service_level)
         ) + "\n"
         for e in events
