@@ -26,31 +26,21 @@ _VAR_DIR = tempfile.mkdtemp(prefix="lastmile-test-")
 
 
 _DATABASE = f"lastmile_test_{os.getpid()}"  # one per run, so parallel runs never collide
-# The application connects as an ordinary role that owns its tables, as it must in
-# production: superusers (and BYPASSRLS roles) skip row-level security, the second wall.
-APP_ROLE = "lastmile_app"
 
 
 def _prepare_database(base_url: str) -> str:
-    """Create an empty test database next to the configured one, owned by APP_ROLE
-    (created if missing, by the configured URL's role), and return its URL."""
+    """Create an empty test database next to the configured one, owned by the ordinary
+    role the application connects as (`services.core.migrate.create_scratch_database`),
+    and return its URL."""
+    from services.core.migrate import create_scratch_database
     from services.core.settings import normalize_database_url
 
     url = make_url(normalize_database_url(base_url))
     if url.get_backend_name() == "sqlite":
         return f"sqlite:///{_VAR_DIR}/test.db"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(
-            text(
-                f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; "
-                "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-            )
-        )
-        connection.execute(text(f"DROP DATABASE IF EXISTS {_DATABASE} WITH (FORCE)"))
-        connection.execute(text(f"CREATE DATABASE {_DATABASE} OWNER {APP_ROLE}"))
     atexit.register(_drop_database, admin)
-    return url.set(database=_DATABASE, username=APP_ROLE).render_as_string(hide_password=False)
+    return create_scratch_database(admin, _DATABASE)
 
 
 def _drop_database(admin: Engine) -> None:

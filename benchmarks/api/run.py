@@ -32,10 +32,10 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
 from load import Result, closed_loop, open_loop  # noqa: E402
 
+from services.core.migrate import create_scratch_database  # noqa: E402
 from services.core.settings import normalize_database_url  # noqa: E402
 
 DATABASE = "lastmile_bench_api"
-ROLE = "lastmile_app"
 
 
 def _free_port() -> int:
@@ -96,13 +96,7 @@ def main() -> None:
     base = make_url(normalize_database_url(args.database_url))
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     # Owned by an ordinary role, as in production: row-level security applies to it.
-    with admin.connect() as c:
-        role_exists = c.execute(text(f"SELECT FROM pg_roles WHERE rolname = '{ROLE}'")).first()
-        if role_exists is None:
-            c.execute(text(f"CREATE ROLE {ROLE} LOGIN NOSUPERUSER NOBYPASSRLS"))
-        c.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-        c.execute(text(f"CREATE DATABASE {DATABASE} OWNER {ROLE}"))
-    url = base.set(database=DATABASE, username=ROLE).render_as_string(hide_password=False)
+    url = create_scratch_database(admin, DATABASE)
     var_dir = tempfile.mkdtemp(prefix="lastmile-bench-")
     port = _free_port()
     env = {

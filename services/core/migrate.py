@@ -1,4 +1,5 @@
-"""Schema migrations, run by `lastmile migrate`, `make run` and the test suite alike."""
+"""Schema migrations, run by `lastmile migrate`, `make run` and the test suite alike; and
+the scratch databases the test suite and benchmarks migrate."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Engine, text
+
+# The ordinary role that owns scratch databases: superusers (and BYPASSRLS roles) skip
+# row-level security, so the application must connect as a role like this one.
+APP_ROLE = "lastmile_app"
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -21,3 +27,19 @@ def alembic_config(database_url: str | None = None) -> Config:
 def upgrade(database_url: str | None = None) -> None:
     # "heads": features may add migrations side by side; each branch applies.
     command.upgrade(alembic_config(database_url), "heads")
+
+
+def create_scratch_database(admin: Engine, name: str) -> str:
+    """A new, empty PostgreSQL database `name` (dropped first if it exists) owned by
+    APP_ROLE, created if missing; returns its URL for that role. `admin` must be allowed
+    to create roles and databases (autocommit)."""
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; "
+                "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            )
+        )
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        connection.execute(text(f"CREATE DATABASE {name} OWNER {APP_ROLE}"))
+    return admin.url.set(database=name, username=APP_ROLE).render_as_string(hide_password=False)
