@@ -25,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
-from services.core.db import driver_cursor, utcnow
+from services.core.db import driver_cursor, json_document, utcnow
 from services.core.models import IdempotencyRecord
 
 RETENTION = timedelta(days=7)
@@ -94,7 +94,7 @@ def claim_many(
                     "principal": principal,
                     "operation": operation,
                     "now": now,
-                    "claims": json.dumps(
+                    "claims": json_document(
                         [
                             {"key": key, "fingerprint": digest, "result": result}
                             for key, (digest, result) in claims.items()

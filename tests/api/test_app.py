@@ -51,6 +51,17 @@ def test_a_server_process_freezes_what_start_up_built_out_of_the_collectors_sigh
     ("body", "content_type", "reason"),
     [
         (b'{"query": ', "application/json", "Unable to parse request body as JSON"),
+        # Not JSON, though Python's own parser takes them: NaN, an unpaired surrogate.
+        (
+            b'{"query": "{ x }", "variables": {"n": NaN}}',
+            "application/json",
+            "Unable to parse request body as JSON",
+        ),
+        (
+            b'{"query": "{ x }", "variables": {"s": "\\ud800"}}',
+            "application/json",
+            "Unable to parse request body as JSON",
+        ),
         (b'{"variables": {}}', "application/json", "No GraphQL query found in the request"),
         (b"query=%7Bx%7D", "application/x-www-form-urlencoded", "Unsupported content type"),
     ],
