@@ -204,7 +204,8 @@ class _DriverStatements:
     insert: str  # one row, %s placeholders
     insert_from_json: str  # many rows, from a JSON array of objects keyed by column
     converters: list[tuple[str, Any]]  # each column's bind conversion, or None
-    # For a JSON document: (name, whether it is a UTCDateTime, conversion or None).
+    # For a JSON document, the columns whose values need converting:
+    # (name, whether it is a UTCDateTime, conversion).
     json_converters: list[tuple[str, bool, Any]]
 
 
@@ -214,12 +215,15 @@ def _json_document(statements: _DriverStatements, rows: list[dict[str, Any]]) ->
         (name, text_once_per_instant(convert) if instant else convert)
         for name, instant, convert in statements.json_converters
     ]
-    return json_document(
-        [
-            {name: row[name] if convert is None else convert(row[name]) for name, convert in plan}
-            for row in rows
-        ]
-    )
+    if not plan:
+        return json_document(rows)
+    converted = []
+    for row in rows:
+        row = dict(row)  # the caller's rows stay as they are
+        for name, convert in plan:
+            row[name] = convert(row[name])
+        converted.append(row)
+    return json_document(converted)
 
 
 def text_once_per_instant(
@@ -271,9 +275,8 @@ def _driver_statements(table: Table, names: tuple[str, ...], dialect: Dialect) -
         converters.append((name, convert))
         if isinstance(column_type, UTCDateTime):
             json_converters.append((name, True, convert))
-        elif isinstance(column_type, JSON):  # the value goes into the document as it is
-            json_converters.append((name, False, None))
-        else:
+        elif convert is not None and not isinstance(column_type, JSON):
+            # (a JSON column's value goes into the document as it is)
             json_converters.append((name, False, convert))
     return _DriverStatements(
         insert=f"INSERT INTO {target} ({columns}) VALUES ({placeholders})",

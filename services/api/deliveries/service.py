@@ -116,6 +116,8 @@ class _Booking:
 
     request: BookingRequest
     digest: str | None = None  # of the input, when it has an idempotency key
+    # A valid request's new delivery, as its table row and as a model made of it.
+    row: dict[str, Any] | None = None
     delivery: Delivery | None = None  # new, not yet written
     area: ServiceArea | None = None
     quote: Quote | None = None
@@ -209,7 +211,7 @@ def _check(
         booking.rejected = rejected
         return booking
     booking.area = area
-    booking.delivery = Delivery.model_construct(
+    booking.row = dict(
         id=new_id("dlv"),
         tenant_id=tenant_id,
         reference=request.reference,
@@ -241,6 +243,7 @@ def _check(
         created_at=now,
         updated_at=now,
     )
+    booking.delivery = Delivery.model_construct(**booking.row)
     return booking
 
 
@@ -251,7 +254,7 @@ def _reserve_quotes(bookings: list[_Booking]) -> None:
         if booking.quote is None or booking.delivery is None:
             continue
         if booking.quote.id in taken:
-            booking.delivery = None
+            booking.delivery = booking.row = None
             booking.rejected = UserErrors.one(
                 ("quoteId",), "This quote was already used.", UserErrorCode.QUOTE_EXPIRED
             )
@@ -309,8 +312,8 @@ def _write(
     """Everything the new bookings write, one statement per table (`insert_rows`)."""
     if not bookings:
         return
-    deliveries = [booking.delivery for booking in bookings if booking.delivery is not None]
-    insert_rows(session, _DELIVERY, [delivery.model_dump() for delivery in deliveries])
+    rows = [booking.row for booking in bookings if booking.row is not None]
+    insert_rows(session, _DELIVERY, rows)
     insert_rows(
         session,
         _DELIVERY_EVENT,
@@ -318,11 +321,11 @@ def _write(
             {
                 "id": new_id("dev"),
                 "tenant_id": tenant_id,
-                "delivery_id": delivery.id,
+                "delivery_id": row["id"],
                 "status": DeliveryStatus.BOOKED,
                 "at": now,
             }
-            for delivery in deliveries
+            for row in rows
         ],
     )
     for booking in bookings:
@@ -335,8 +338,8 @@ def _write(
             [
                 event
                 for booking in bookings
-                if booking.delivery is not None and booking.area is not None
-                for event in _booking_usage(booking.delivery, booking.area, booking.quote)
+                if booking.row is not None and booking.area is not None
+                for event in _booking_usage(booking.row, booking.area, booking.quote)
             ],
         )
     emit_all(
@@ -344,10 +347,10 @@ def _write(
         [
             (
                 "delivery.booked",
-                {"delivery_id": d.id, "reference": d.reference, "status": "BOOKED"},
+                {"delivery_id": row["id"], "reference": row["reference"], "status": "BOOKED"},
                 tenant_id,
             )
-            for d in deliveries
+            for row in rows
         ],
     )
 
@@ -396,15 +399,15 @@ def _check_quote(
     return quote
 
 
-def _booking_usage(delivery: Delivery, area: ServiceArea, quote: Quote | None) -> list[Usage]:
-    """Metered as the plan prices bookings, or at exactly the quoted price."""
-    recipient = delivery.recipient_phone or delivery.recipient_email or delivery.recipient_name
+def _booking_usage(row: dict[str, Any], area: ServiceArea, quote: Quote | None) -> list[Usage]:
+    """Metered as the plan prices bookings, or at exactly the quoted price (`row`: the
+    new delivery's)."""
+    recipient = row["recipient_phone"] or row["recipient_email"] or row["recipient_name"]
     recipient_key = hashlib.sha256(recipient.strip().lower().encode()).hexdigest()[:32]
-    # Read once: a bulk booking makes three events for each of its deliveries.
     delivery_id, tenant_id, at, area_code = (
-        delivery.id,
-        delivery.tenant_id,
-        delivery.created_at,
+        row["id"],
+        row["tenant_id"],
+        row["created_at"],
         area.code,
     )
 
@@ -417,7 +420,7 @@ def _booking_usage(delivery: Delivery, area: ServiceArea, quote: Quote | None) -
         return [usage("quoted", "quoted_amount", price), reached]
     return [
         usage("booked", "deliveries", Decimal(1)),
-        usage("parcel_kg", "parcel_kg", Decimal(delivery.weight_grams) / 1000),
+        usage("parcel_kg", "parcel_kg", Decimal(row["weight_grams"]) / 1000),
         reached,
     ]
 
