@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from services.api.deliveries import service
@@ -60,6 +61,18 @@ def test_a_booking_writes_delivery_event_usage_and_outbox_together(client, demo)
         ).all()
         assert sorted(meters) == ["active_recipients", "deliveries", "parcel_kg"]
         assert session.exec(select(OutboxEvent.topic)).all() == ["delivery.booked"]
+
+
+def test_a_tracking_event_must_name_a_delivery_of_its_own_tenant(client, demo):
+    body = graphql(client, merchant_access_token(demo), BOOK, {"input": booking_input("o-1")})
+    delivery_id = body["data"]["bookDelivery"]["delivery"]["id"]
+    owner, other = (merchant["tenant_id"] for merchant in demo["merchants"][:2])
+    for tenant_id, target in ((other, delivery_id), (owner, "dlv_missing")):
+        with pytest.raises(IntegrityError), transaction() as session:
+            session.add(
+                DeliveryEvent(tenant_id=tenant_id, delivery_id=target, status=DeliveryStatus.BOOKED)
+            )
+    assert _count(DeliveryEvent) == 1
 
 
 def test_every_validation_problem_is_reported_at_once(client, demo):

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, ForeignKeyConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
 from services.core.db import UTCDateTime, utcnow
@@ -23,10 +23,16 @@ class DeliveryStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+_PLANNED = text("route_id IS NOT NULL")
+
+
 class Delivery(SQLModel, table=True):
     __table_args__ = (
         Index("ix_delivery_area_day_status", "area_id", "date", "status"),
-        Index("ix_delivery_tenant_id", "tenant_id", "id"),
+        # A tenant's deliveries in order (listings), and what its events reference.
+        Index("ix_delivery_tenant_id", "tenant_id", "id", unique=True),
+        # Only planned deliveries: a booking (route_id null) adds nothing to it.
+        Index("ix_delivery_route_id", "route_id", postgresql_where=_PLANNED, sqlite_where=_PLANNED),
     )
 
     id: str = Field(default_factory=lambda: new_id("dlv"), primary_key=True)
@@ -56,7 +62,7 @@ class Delivery(SQLModel, table=True):
     width_cm: int | None = None
     height_cm: int | None = None
     eta: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    route_id: str | None = Field(default=None, foreign_key="route.id", index=True)
+    route_id: str | None = Field(default=None, foreign_key="route.id")
     stop_number: int | None = None
     # Why the last plan run could not fit it (a stable code); cleared once planned.
     unplanned_reason: str | None = None
@@ -68,12 +74,20 @@ class DeliveryEvent(SQLModel, table=True):
     """The status history of a delivery, one row per change (tracking events)."""
 
     __tablename__ = "delivery_event"
-    # A tenant's events in order: the subscription feed reads them by (tenant, id > last).
-    __table_args__ = (Index("ix_delivery_event_tenant_id_id", "tenant_id", "id"),)
+    __table_args__ = (
+        # A tenant's events in order: the subscription feed reads them by (tenant, id > last).
+        Index("ix_delivery_event_tenant_id_id", "tenant_id", "id"),
+        # An event belongs to a delivery of its own tenant: one key checks both.
+        ForeignKeyConstraint(
+            ["tenant_id", "delivery_id"],
+            ["delivery.tenant_id", "delivery.id"],
+            name="delivery_event_delivery_fkey",
+        ),
+    )
 
     id: str = Field(default_factory=lambda: new_id("dev"), primary_key=True)
-    tenant_id: str = Field(foreign_key="tenant.id")
-    delivery_id: str = Field(foreign_key="delivery.id", index=True)
+    tenant_id: str
+    delivery_id: str = Field(index=True)
     status: DeliveryStatus
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     detail: str | None = None

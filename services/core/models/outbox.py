@@ -13,12 +13,18 @@ from services.core.ids import new_id
 
 
 class OutboxEvent(SQLModel, table=True):
-    """Facts to publish (webhooks, downstream jobs), written with the change itself."""
+    """Facts to publish (webhooks, downstream jobs), written with the change itself.
+
+    `tenant_id` (null for platform events) says whose webhook endpoints receive it. It
+    has no foreign key nor index: each event is written in the transaction of the
+    change it announces, whose own rows reference the tenant, and nothing looks events
+    up by tenant; the checks cost every booking a key lookup and an index entry.
+    """
 
     __tablename__ = "outbox_event"
 
     id: str = Field(default_factory=lambda: new_id("obx"), primary_key=True)
-    tenant_id: str | None = Field(default=None, foreign_key="tenant.id", index=True)
+    tenant_id: str | None = None
     topic: str
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
