@@ -2,11 +2,17 @@
 
 Runs the real API with 2 uvicorn worker processes on PostgreSQL (a database of its
 own, dropped afterwards) and drives it from this process over loopback. Prints
-throughput, latency percentiles, the ratios to the bare FastAPI INSERT, and the API
-processes' CPU milliseconds per request (per delivery in bulk), the figure that
-stays comparable when the machine is busy.
+throughput, latency percentiles, the ratios to the bare FastAPI INSERT, and the CPU
+milliseconds per request (per delivery in bulk) of the API processes and of the local
+PostgreSQL server: figures that stay comparable when the machine is busy.
 
-    .venv/bin/python benchmarks/api/run.py [--seconds 10] [--database-url postgresql://root@127.0.0.1:5432/test]
+Every scenario runs once per round, in the same order (the steady 100 req/s phase
+follows the bulk phase, so it also measures how bookings fare while PostgreSQL writes
+back a bulk import); the summary gives each figure's median over the rounds and its
+range. On a shared virtual machine the same work can take much more CPU time in one
+10-second window than in the next, so one round proves little.
+
+    .venv/bin/python benchmarks/api/run.py [--rounds 3] [--seconds 10] [--database-url postgresql://root@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +53,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cpu_seconds(root: int) -> float:
-    """CPU time used so far by a process and its children (the uvicorn workers), from
-    /proc: unlike throughput, it hardly depends on what else the machine is doing."""
+def _cpu_seconds(counts: Callable[[int, str], bool]) -> float:
+    """CPU time used so far by the processes `counts(pid, stat)` picks, from /proc:
+    unlike throughput, it hardly depends on what else the machine is doing."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            text_ = stat.read_text()
         except OSError:
             continue
-        pid, ppid = int(stat.parent.name), int(fields[1])
-        if root in (pid, ppid):
+        if counts(int(stat.parent.name), text_):
+            fields = text_.rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def _api_processes(root: int) -> Callable[[int, str], bool]:
+    """The server and its worker processes."""
+    return lambda pid, stat: root in (pid, int(stat.rsplit(")", 1)[1].split()[1]))
+
+
+def _postgres_processes(_pid: int, stat: str) -> bool:
+    """Every process of a PostgreSQL server on this machine (none when it is remote)."""
+    return "(postgres)" in stat
 
 
 def _booking(n: int, prefix: str) -> dict:
@@ -83,6 +102,7 @@ BOOK_MANY = (
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
@@ -158,7 +178,7 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.5)
-        asyncio.run(_measure(port, token, args.seconds, args.connections, server.pid))
+        asyncio.run(_measure(port, token, args, server.pid))
     finally:
         if server is not None:
             server.terminate()
@@ -170,10 +190,28 @@ def main() -> None:
             c.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
 
 
-async def _measure(port: int, token: str, seconds: float, connections: int, server: int) -> None:
+@dataclass
+class Row:
+    """One scenario in one round."""
+
+    name: str
+    result: Result
+    items: int  # deliveries per request
+    api_cpu_ms: float  # per item
+    db_cpu_ms: float  # per item
+    # Items per second against the same round's bare FastAPI INSERTs per second (none
+    # for the fixed-rate phase).
+    vs_bare: float | None
+
+    @property
+    def items_per_second(self) -> float:
+        return self.result.rate * self.items
+
+
+async def _measure(port: int, token: str, args: argparse.Namespace, server: int) -> None:
     json_headers = {"Content-Type": "application/json"}
     auth = {**json_headers, "Authorization": f"Bearer {token}"}
-    host = "127.0.0.1"
+    host, seconds, connections = "127.0.0.1", args.seconds, args.connections
 
     def bare(n: int) -> bytes:
         return json.dumps({"payload": f"row {n}"}).encode()
@@ -186,63 +224,109 @@ async def _measure(port: int, token: str, seconds: float, connections: int, serv
             }
         ).encode()
 
-    def book(prefix: str):
+    def book(prefix: str) -> Callable[[int], bytes]:
         return lambda n: json.dumps(
             {"query": BOOK, "variables": {"input": _booking(n, prefix)}}
         ).encode()
 
-    def book_many(n: int) -> bytes:
-        inputs = [_booking(n * 250 + i, "bulk") for i in range(250)]
-        return json.dumps({"query": BOOK_MANY, "variables": {"inputs": inputs}}).encode()
+    def book_many(prefix: str) -> Callable[[int], bytes]:
+        def body(n: int) -> bytes:
+            inputs = [_booking(n * 250 + i, prefix) for i in range(250)]
+            return json.dumps({"query": BOOK_MANY, "variables": {"inputs": inputs}}).encode()
+
+        return body
 
     # Warm every path in both worker processes.
     await closed_loop(host, port, "/bare/insert", bare, json_headers, 4, 1.0)
     await closed_loop(host, port, "/graphql", book("warm"), auth, 4, 2.0)
 
-    rows = []
+    rounds: list[list[Row]] = []
+    for round_number in range(args.rounds):
+        rows: list[Row] = []
 
-    async def scenario(name: str, items: int, run: Any) -> Result:
-        before = _cpu_seconds(server)
-        result: Result = await run
-        cpu = _cpu_seconds(server) - before
-        rows.append((name, result, items, cpu * 1000 / max(1, len(result.latencies) * items)))
-        return result
+        async def scenario(
+            name: str, items: int, run: Any, rows: list[Row] = rows, fixed_rate: bool = False
+        ) -> None:
+            api_before = _cpu_seconds(_api_processes(server))
+            db_before = _cpu_seconds(_postgres_processes)
+            result: Result = await run
+            per_item = 1000 / max(1, len(result.latencies) * items)
+            api_ms = (_cpu_seconds(_api_processes(server)) - api_before) * per_item
+            db_ms = (_cpu_seconds(_postgres_processes) - db_before) * per_item
+            baseline = rows[0].result.rate if rows else result.rate
+            vs_bare = None if fixed_rate else result.rate * items / baseline
+            rows.append(Row(name, result, items, api_ms, db_ms, vs_bare))
 
-    baseline = await scenario(
-        "bare FastAPI INSERT",
-        1,
-        closed_loop(host, port, "/bare/insert", bare, json_headers, connections, seconds),
-    )
-    await scenario(
-        "bare strawberry mutation INSERT",
-        1,
-        closed_loop(host, port, "/bare/graphql", bare_graphql, json_headers, connections, seconds),
-    )
-    await scenario(
-        "bookDelivery (JWT, everything it writes)",
-        1,
-        closed_loop(host, port, "/graphql", book("max"), auth, connections, seconds),
-    )
-    # An importer sends a few batches at once: with two per API process, one is computed
-    # while the other waits on the database (one each left a third of the CPU idle).
-    await scenario(
-        "bookDeliveries x250", 250, closed_loop(host, port, "/graphql", book_many, auth, 4, seconds)
-    )
-    steady = await open_loop(host, port, "/graphql", book("steady"), auth, 100.0, seconds)
-
-    header = ("req/s", "items/s", "p50 ms", "p99 ms", "errors", "vs bare", "cpu ms")
-    print(f"\n{'scenario':44} " + " ".join(f"{h:>8}" for h in header))
-    for name, result, items, cpu_ms in rows:
-        print(
-            f"{name:44} {result.rate:8.1f} {result.rate * items:9.1f} "
-            f"{result.percentile(50) * 1000:8.1f} {result.percentile(99) * 1000:8.1f} "
-            f"{result.errors:8d} {result.rate / baseline.rate:8.1%} {cpu_ms:8.2f}"
+        prefix = f"r{round_number}"
+        await scenario(
+            "bare FastAPI INSERT",
+            1,
+            closed_loop(host, port, "/bare/insert", bare, json_headers, connections, seconds),
         )
-    print(
-        f"{'bookDelivery at a steady 100 req/s':44} {steady.rate:8.1f} {steady.rate:9.1f} "
-        f"{steady.percentile(50) * 1000:8.1f} {steady.percentile(99) * 1000:8.1f} "
-        f"{steady.errors:8d}"
-    )
+        await scenario(
+            "bare strawberry mutation INSERT",
+            1,
+            closed_loop(
+                host, port, "/bare/graphql", bare_graphql, json_headers, connections, seconds
+            ),
+        )
+        await scenario(
+            "bookDelivery (JWT, everything it writes)",
+            1,
+            closed_loop(host, port, "/graphql", book(prefix + "max"), auth, connections, seconds),
+        )
+        # An importer sends a few batches at once: with two per API process, one is
+        # computed while the other waits on the database.
+        await scenario(
+            "bookDeliveries x250",
+            250,
+            closed_loop(host, port, "/graphql", book_many(prefix + "bulk"), auth, 4, seconds),
+        )
+        await scenario(
+            "bookDelivery at a steady 100 req/s",
+            1,
+            open_loop(host, port, "/graphql", book(prefix + "steady"), auth, 100.0, seconds),
+            fixed_rate=True,
+        )
+        rounds.append(rows)
+        _print_round(round_number + 1, rows)
+    _print_summary(rounds)
+
+
+_HEADER = ("req/s", "items/s", "p50 ms", "p99 ms", "errors", "vs bare", "api cpu", "db cpu")
+
+
+def _print_round(number: int, rows: list[Row]) -> None:
+    print(f"\nround {number}{'':36} " + " ".join(f"{h:>8}" for h in _HEADER))
+    for row in rows:
+        result = row.result
+        print(
+            f"{row.name:44} {result.rate:8.1f} {row.items_per_second:8.1f} "
+            f"{result.percentile(50) * 1000:8.1f} {result.percentile(99) * 1000:8.1f} "
+            f"{result.errors:8d} {'' if row.vs_bare is None else f'{row.vs_bare:.1%}':>8} "
+            f"{row.api_cpu_ms:8.2f} {row.db_cpu_ms:8.2f}",
+            flush=True,
+        )
+
+
+def _print_summary(rounds: list[list[Row]]) -> None:
+    """Each figure's median over the rounds, with its range (CPU: ms per item)."""
+
+    def spread(values: list[float], form: str) -> str:
+        middle = statistics.median(values)
+        return f"{middle:{form}} ({min(values):{form}}-{max(values):{form}})"
+
+    print(f"\nmedian (range) of {len(rounds)} rounds")
+    for index, first in enumerate(rounds[0]):
+        rows = [rows[index] for rows in rounds]
+        ratios = [r.vs_bare * 100 for r in rows if r.vs_bare is not None]
+        print(
+            f"{first.name:44} items/s {spread([r.items_per_second for r in rows], '.0f')}, "
+            f"p99 ms {spread([r.result.percentile(99) * 1000 for r in rows], '.1f')}, "
+            + (f"vs bare {spread(ratios, '.1f')} %, " if ratios else "")
+            + f"api cpu {spread([r.api_cpu_ms for r in rows], '.2f')}, "
+            f"db cpu {spread([r.db_cpu_ms for r in rows], '.2f')}"
+        )
 
 
 if __name__ == "__main__":
