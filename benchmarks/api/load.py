@@ -3,6 +3,8 @@
 Light enough to leave the CPU to the server on a 2-core machine, and able to drive
 both closed-loop (N connections, as fast as possible) and open-loop (a fixed arrival
 rate, latency measured from the scheduled send time, so queueing counts) loads.
+Connections are dealt in turn to the servers' ports, as a load balancer would spread
+them over API processes.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ Body = Callable[[int], bytes]
 
 async def closed_loop(
     host: str,
-    port: int,
+    ports: list[int],
     path: str,
     body: Body,
     headers: dict[str, str],
@@ -74,7 +76,7 @@ async def closed_loop(
     counter = iter(range(10**9))
     deadline = time.perf_counter() + seconds
 
-    async def worker() -> None:
+    async def worker(port: int) -> None:
         connection = Connection(host, port)
         while time.perf_counter() < deadline:
             started = time.perf_counter()
@@ -86,14 +88,14 @@ async def closed_loop(
         connection.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
+    await asyncio.gather(*(worker(ports[i % len(ports)]) for i in range(connections)))
     result.seconds = time.perf_counter() - started
     return result
 
 
 async def open_loop(
     host: str,
-    port: int,
+    ports: list[int],
     path: str,
     body: Body,
     headers: dict[str, str],
@@ -103,8 +105,8 @@ async def open_loop(
 ) -> Result:
     result = Result()
     pool: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(connections):
-        pool.put_nowait(Connection(host, port))
+    for i in range(connections):
+        pool.put_nowait(Connection(host, ports[i % len(ports)]))
 
     async def one(n: int, scheduled: float) -> None:
         connection = await pool.get()

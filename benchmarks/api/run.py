@@ -1,7 +1,11 @@
 """API benchmark: bookDelivery and bookDeliveries against bare baselines, side by side.
 
-Runs the real API with 2 uvicorn worker processes on PostgreSQL (a database of its
-own, dropped afterwards) and drives it from this process over loopback. Prints
+Runs the real API as 2 single-process uvicorn servers on PostgreSQL (a database of its
+own, dropped afterwards) and drives it from this process over loopback, dealing the
+connections to the two in turn as a load balancer would. (Under `--workers 2` the
+kernel hands a new connection to whichever process accepts first, and with the few
+long-lived connections of a benchmark one process often got three or all four of the
+bulk importer's: it then ran at one core while the other idled, halving the figure.) Prints
 throughput, latency percentiles, the ratios to the bare FastAPI INSERT, and the CPU
 milliseconds per request (per delivery in bulk) of the API processes and of the local
 PostgreSQL server: figures that stay comparable when the machine is busy.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -26,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -45,6 +51,7 @@ from services.core.migrate import create_scratch_database  # noqa: E402
 from services.core.settings import normalize_database_url  # noqa: E402
 
 DATABASE = "lastmile_bench_api"
+API_PROCESSES = 2
 
 
 def _free_port() -> int:
@@ -69,9 +76,9 @@ def _cpu_seconds(counts: Callable[[int, str], bool]) -> float:
     return total
 
 
-def _api_processes(root: int) -> Callable[[int, str], bool]:
-    """The server and its worker processes."""
-    return lambda pid, stat: root in (pid, int(stat.rsplit(")", 1)[1].split()[1]))
+def _api_processes(servers: list[int]) -> Callable[[int, str], bool]:
+    """The API servers (and any process they started)."""
+    return lambda pid, stat: bool({pid, int(stat.rsplit(")", 1)[1].split()[1])} & set(servers))
 
 
 def _postgres_processes(_pid: int, stat: str) -> bool:
@@ -118,13 +125,16 @@ def main() -> None:
     # Owned by an ordinary role, as in production: row-level security applies to it.
     url = create_scratch_database(admin, DATABASE)
     var_dir = tempfile.mkdtemp(prefix="lastmile-bench-")
-    port = _free_port()
+    ports: list[int] = []
+    while len(ports) < API_PROCESSES:
+        if (port := _free_port()) not in ports:
+            ports.append(port)
     env = {
         **os.environ,
         "LASTMILE_DATABASE_URL": url,
         "LASTMILE_VAR_DIR": var_dir,
-        "LASTMILE_ISSUER": f"http://127.0.0.1:{port}",
-        # The throttle runs for real (Redis, shared by both workers) with a budget the
+        "LASTMILE_ISSUER": f"http://127.0.0.1:{ports[0]}",
+        # The throttle runs for real (Redis, shared by both processes) with a budget the
         # benchmark cannot exhaust, so its cost is measured but it never refuses.
         "LASTMILE_REDIS_URL": "redis://127.0.0.1:6379/13",
         # A real broker, as in production: bookings wake the outbox dispatcher through it.
@@ -134,7 +144,7 @@ def main() -> None:
         "PYTHONPATH": f"{ROOT}:{Path(__file__).parent}",
     }
     os.environ.update(env)
-    server = None
+    servers: list[subprocess.Popen[bytes]] = []
     try:
         from services.api.oauth.tokens import issue_access_token
         from services.api.seed import seed_demo
@@ -152,35 +162,40 @@ def main() -> None:
             tenant_id=merchant["tenant_id"],
             scope="deliveries:read deliveries:write billing:read",
         )
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "server:create",
-                "--factory",
-                "--workers",
-                "2",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env=env,
-            cwd=Path(__file__).parent,
-        )
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
-                break
-            except OSError:
-                time.sleep(0.5)
-        asyncio.run(_measure(port, token, args, server.pid))
+        for port in ports:
+            servers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "server:create",
+                        "--factory",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "warning",
+                        "--no-access-log",
+                    ],
+                    env=env,
+                    cwd=Path(__file__).parent,
+                )
+            )
+        for port in ports:
+            for _ in range(120):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except OSError:
+                    time.sleep(0.5)
+        disk = _database_disk(admin)
+        probe = DiskProbe(disk) if disk is not None else None
+        with probe or contextlib.nullcontext():
+            asyncio.run(_measure(ports, token, args, [s.pid for s in servers], probe))
     finally:
-        if server is not None:
+        for server in servers:
             server.terminate()
             server.wait(timeout=30)
         from services.core.db import get_engine
@@ -188,6 +203,58 @@ def main() -> None:
         get_engine().dispose()
         with admin.connect() as c:
             c.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+
+
+class DiskProbe:
+    """Writes 8 KB and fdatasyncs it every 50 ms on the database's disk, in a thread.
+
+    A booking's commit waits for PostgreSQL's WAL to reach the disk, so no request is
+    faster than the disk's flush at that moment; this shows what the disk alone did
+    while a scenario ran (on a virtual disk here, a flush sometimes took 0.5 s even
+    with the machine idle).
+    """
+
+    def __init__(self, directory: Path):
+        self.path = directory / "lastmile-bench-fsync-probe"
+        self.flushes: list[tuple[float, float]] = []  # (finished at, seconds taken)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> DiskProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.path.unlink(missing_ok=True)
+
+    def _run(self) -> None:
+        block = os.urandom(8192)
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while not self._stop.wait(0.05):
+                started = time.perf_counter()
+                os.pwrite(descriptor, block, 0)
+                os.fdatasync(descriptor)
+                finished = time.perf_counter()
+                self.flushes.append((finished, finished - started))
+        finally:
+            os.close(descriptor)
+
+    def worst_between(self, start: float, end: float) -> float | None:
+        taken = [seconds for at, seconds in self.flushes if start <= at <= end]
+        return max(taken) if taken else None
+
+
+def _database_disk(admin: Any) -> Path | None:
+    """A writable directory on the disk of a local PostgreSQL server's data, if any."""
+    try:
+        with admin.connect() as connection:
+            data = Path(connection.execute(text("SHOW data_directory")).scalar_one())
+    except Exception:  # not allowed to see it: a managed or remote server
+        return None
+    return data.parent if data.parent.is_dir() and os.access(data.parent, os.W_OK) else None
 
 
 @dataclass
@@ -199,6 +266,7 @@ class Row:
     items: int  # deliveries per request
     api_cpu_ms: float  # per item
     db_cpu_ms: float  # per item
+    worst_flush_ms: float | None  # the disk probe's slowest 8 KB flush meanwhile
     # Items per second against the same round's bare FastAPI INSERTs per second (none
     # for the fixed-rate phase).
     vs_bare: float | None
@@ -208,7 +276,13 @@ class Row:
         return self.result.rate * self.items
 
 
-async def _measure(port: int, token: str, args: argparse.Namespace, server: int) -> None:
+async def _measure(
+    ports: list[int],
+    token: str,
+    args: argparse.Namespace,
+    servers: list[int],
+    probe: DiskProbe | None,
+) -> None:
     json_headers = {"Content-Type": "application/json"}
     auth = {**json_headers, "Authorization": f"Bearer {token}"}
     host, seconds, connections = "127.0.0.1", args.seconds, args.connections
@@ -237,8 +311,8 @@ async def _measure(port: int, token: str, args: argparse.Namespace, server: int)
         return body
 
     # Warm every path in both worker processes.
-    await closed_loop(host, port, "/bare/insert", bare, json_headers, 4, 1.0)
-    await closed_loop(host, port, "/graphql", book("warm"), auth, 4, 2.0)
+    await closed_loop(host, ports, "/bare/insert", bare, json_headers, 4, 1.0)
+    await closed_loop(host, ports, "/graphql", book("warm"), auth, 4, 2.0)
 
     rounds: list[list[Row]] = []
     for round_number in range(args.rounds):
@@ -247,45 +321,48 @@ async def _measure(port: int, token: str, args: argparse.Namespace, server: int)
         async def scenario(
             name: str, items: int, run: Any, rows: list[Row] = rows, fixed_rate: bool = False
         ) -> None:
-            api_before = _cpu_seconds(_api_processes(server))
+            api_before = _cpu_seconds(_api_processes(servers))
             db_before = _cpu_seconds(_postgres_processes)
+            started = time.perf_counter()
             result: Result = await run
+            worst = probe.worst_between(started, time.perf_counter()) if probe else None
             per_item = 1000 / max(1, len(result.latencies) * items)
-            api_ms = (_cpu_seconds(_api_processes(server)) - api_before) * per_item
+            api_ms = (_cpu_seconds(_api_processes(servers)) - api_before) * per_item
             db_ms = (_cpu_seconds(_postgres_processes) - db_before) * per_item
             baseline = rows[0].result.rate if rows else result.rate
             vs_bare = None if fixed_rate else result.rate * items / baseline
-            rows.append(Row(name, result, items, api_ms, db_ms, vs_bare))
+            flush_ms = None if worst is None else worst * 1000
+            rows.append(Row(name, result, items, api_ms, db_ms, flush_ms, vs_bare))
 
         prefix = f"r{round_number}"
         await scenario(
             "bare FastAPI INSERT",
             1,
-            closed_loop(host, port, "/bare/insert", bare, json_headers, connections, seconds),
+            closed_loop(host, ports, "/bare/insert", bare, json_headers, connections, seconds),
         )
         await scenario(
             "bare strawberry mutation INSERT",
             1,
             closed_loop(
-                host, port, "/bare/graphql", bare_graphql, json_headers, connections, seconds
+                host, ports, "/bare/graphql", bare_graphql, json_headers, connections, seconds
             ),
         )
         await scenario(
             "bookDelivery (JWT, everything it writes)",
             1,
-            closed_loop(host, port, "/graphql", book(prefix + "max"), auth, connections, seconds),
+            closed_loop(host, ports, "/graphql", book(prefix + "max"), auth, connections, seconds),
         )
         # An importer sends a few batches at once: with two per API process, one is
         # computed while the other waits on the database.
         await scenario(
             "bookDeliveries x250",
             250,
-            closed_loop(host, port, "/graphql", book_many(prefix + "bulk"), auth, 4, seconds),
+            closed_loop(host, ports, "/graphql", book_many(prefix + "bulk"), auth, 4, seconds),
         )
         await scenario(
             "bookDelivery at a steady 100 req/s",
             1,
-            open_loop(host, port, "/graphql", book(prefix + "steady"), auth, 100.0, seconds),
+            open_loop(host, ports, "/graphql", book(prefix + "steady"), auth, 100.0, seconds),
             fixed_rate=True,
         )
         rounds.append(rows)
@@ -293,7 +370,9 @@ async def _measure(port: int, token: str, args: argparse.Namespace, server: int)
     _print_summary(rounds)
 
 
-_HEADER = ("req/s", "items/s", "p50 ms", "p99 ms", "errors", "vs bare", "api cpu", "db cpu")
+_HEADER = (
+    "req/s", "items/s", "p50 ms", "p99 ms", "errors", "vs bare", "api cpu", "db cpu", "flush ms"
+)  # fmt: skip
 
 
 def _print_round(number: int, rows: list[Row]) -> None:
@@ -304,7 +383,8 @@ def _print_round(number: int, rows: list[Row]) -> None:
             f"{row.name:44} {result.rate:8.1f} {row.items_per_second:8.1f} "
             f"{result.percentile(50) * 1000:8.1f} {result.percentile(99) * 1000:8.1f} "
             f"{result.errors:8d} {'' if row.vs_bare is None else f'{row.vs_bare:.1%}':>8} "
-            f"{row.api_cpu_ms:8.2f} {row.db_cpu_ms:8.2f}",
+            f"{row.api_cpu_ms:8.2f} {row.db_cpu_ms:8.2f} "
+            f"{'' if row.worst_flush_ms is None else f'{row.worst_flush_ms:.1f}':>8}",
             flush=True,
         )
 
@@ -320,12 +400,14 @@ def _print_summary(rounds: list[list[Row]]) -> None:
     for index, first in enumerate(rounds[0]):
         rows = [rows[index] for rows in rounds]
         ratios = [r.vs_bare * 100 for r in rows if r.vs_bare is not None]
+        flushes = [r.worst_flush_ms for r in rows if r.worst_flush_ms is not None]
         print(
             f"{first.name:44} items/s {spread([r.items_per_second for r in rows], '.0f')}, "
             f"p99 ms {spread([r.result.percentile(99) * 1000 for r in rows], '.1f')}, "
             + (f"vs bare {spread(ratios, '.1f')} %, " if ratios else "")
             + f"api cpu {spread([r.api_cpu_ms for r in rows], '.2f')}, "
             f"db cpu {spread([r.db_cpu_ms for r in rows], '.2f')}"
+            + (f", worst disk flush ms {spread(flushes, '.0f')}" if flushes else "")
         )
 
 
