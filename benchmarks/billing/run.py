@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/billing/run.py [--events 1000000] [--tenants 1000]
 
 Creates its own database next to LASTMILE_DATABASE_URL (default: the local
-PostgreSQL), migrates it, and drops it at the end. Prints one JSON object of figures.
+PostgreSQL), owned by the application's ordinary role so that row-level security
+applies as in production, migrates it, and drops it at the end. Prints one JSON object of figures.
 Ingestion goes through `record_usage` (the production path: validation, COPY into a
 staging table, account locks and tenant check, INSERT … ON CONFLICT … RETURNING) in
 batches of 10,000 events per transaction.
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1_000)
     args = parser.parse_args()
 
+    from services.core.migrate import create_scratch_database
     from services.core.settings import normalize_database_url
 
     base = make_url(normalize_database_url(
@@ -40,10 +42,9 @@ def main() -> None:
     ))  # fmt: skip
     name = f"lastmile_bench_billing_{os.getpid()}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
+    # Owned by an ordinary role, as in production: row-level security applies to it.
+    url = create_scratch_database(admin, name)
     try:
-        url = base.set(database=name).render_as_string(hide_password=False)
         os.environ["LASTMILE_DATABASE_URL"] = url
         print(json.dumps(run(url, args.events, args.tenants)))
     finally:
