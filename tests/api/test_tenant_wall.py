@@ -9,7 +9,7 @@ from sqlalchemy.exc import ProgrammingError
 from sqlmodel import SQLModel, select
 
 from services.core.db import across_tenants, for_tenant, transaction
-from services.core.models import Delivery, OutboxEvent
+from services.core.models import Delivery, IdempotencyRecord, OutboxEvent, Tenant
 from tests.factories import BOOK, booking_input, graphql, merchant_access_token
 
 
@@ -40,6 +40,7 @@ def test_the_application_role_is_subject_to_row_level_security(engine):
 
 def test_every_table_with_a_tenant_has_the_wall(engine):
     tenant_tables = {t.name for t in SQLModel.metadata.sorted_tables if "tenant_id" in t.c}
+    tenant_tables |= {"idempotency_record", "tenant"}  # tenant named `principal`, `id`
     with engine.connect() as connection:
         walled = set(
             connection.execute(
@@ -66,6 +67,25 @@ def test_a_tenant_transaction_reads_only_its_rows_even_unfiltered(tenants):
         session.commit()
         # The session's next transaction is confined too.
         assert [d.reference for d in session.exec(select(Delivery)).all()] == ["first-1"]
+
+
+def test_a_tenant_sees_only_its_own_tenant_row_and_idempotency_keys(client, demo, tenants):
+    first, second = tenants
+    for index, key in ((0, "key-first"), (1, "key-second")):
+        body = graphql(
+            client,
+            merchant_access_token(demo, index),
+            BOOK,
+            {"input": booking_input(key, idempotencyKey=key)},
+        )
+        assert body["data"]["bookDelivery"]["delivery"], body
+    with transaction() as session:
+        for_tenant(session, first)
+        assert session.exec(select(Tenant.id)).all() == [first]
+        assert session.exec(select(IdempotencyRecord.key)).all() == ["key-first"]
+    with transaction() as session:  # the platform (and the key purge) sees them all
+        assert {second, first} <= set(session.exec(select(Tenant.id)).all())
+        assert len(session.exec(select(IdempotencyRecord)).all()) == 2
 
 
 def test_an_unfiltered_update_leaves_other_tenants_rows_alone(tenants):
