@@ -23,9 +23,14 @@ def _request(reference: str, **extra) -> service.BookingRequest:
     )
 
 
+# The solver uses all of it. With 1 s, a stall of this shared machine once left a
+# one-delivery plan without its first solution, so the delivery stayed unplanned.
+PLAN_SECONDS = 3
+
+
 def _plan(day: date) -> None:
     with transaction() as session:
-        run = runs.request_plan(session, "demo", day, "test", 1)
+        run = runs.request_plan(session, "demo", day, "test", PLAN_SECONDS)
     assert runs.execute(run.id).status == "DONE"
 
 
