@@ -60,30 +60,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cpu_seconds(counts: Callable[[int, str], bool]) -> float:
-    """CPU time used so far by the processes `counts(pid, stat)` picks, from /proc:
-    unlike throughput, it hardly depends on what else the machine is doing."""
+def _cpu_seconds(servers: list[int]) -> tuple[float, float]:
+    """CPU time used so far by the API servers (and any process they started) and by a
+    PostgreSQL server on this machine (none when it is remote), from /proc: unlike
+    throughput, it hardly depends on what else the machine is doing."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    api = database = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text_ = stat.read_text()
+            command, _, rest = stat.read_text().rpartition(")")
         except OSError:
             continue
-        if counts(int(stat.parent.name), text_):
-            fields = text_.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def _api_processes(servers: list[int]) -> Callable[[int, str], bool]:
-    """The API servers (and any process they started)."""
-    return lambda pid, stat: bool({pid, int(stat.rsplit(")", 1)[1].split()[1])} & set(servers))
-
-
-def _postgres_processes(_pid: int, stat: str) -> bool:
-    """Every process of a PostgreSQL server on this machine (none when it is remote)."""
-    return "(postgres)" in stat
+        fields = rest.split()
+        seconds = (int(fields[11]) + int(fields[12])) / ticks
+        if {int(stat.parent.name), int(fields[1])} & set(servers):
+            api += seconds
+        elif command.endswith("(postgres"):
+            database += seconds
+    return api, database
 
 
 def _booking(n: int, prefix: str) -> dict:
@@ -314,33 +308,40 @@ async def _measure(
     await closed_loop(host, ports, "/bare/insert", bare, json_headers, 4, 1.0)
     await closed_loop(host, ports, "/graphql", book("warm"), auth, 4, 2.0)
 
+    async def scenario(
+        rows: list[Row], name: str, items: int, run: Any, fixed_rate: bool = False
+    ) -> None:
+        api_before, db_before = _cpu_seconds(servers)
+        started = time.perf_counter()
+        result: Result = await run
+        worst = probe.worst_between(started, time.perf_counter()) if probe else None
+        api_after, db_after = _cpu_seconds(servers)
+        per_item = 1000 / max(1, len(result.latencies) * items)
+        baseline = rows[0].result.rate if rows else result.rate
+        rows.append(
+            Row(
+                name,
+                result,
+                items,
+                api_cpu_ms=(api_after - api_before) * per_item,
+                db_cpu_ms=(db_after - db_before) * per_item,
+                worst_flush_ms=None if worst is None else worst * 1000,
+                vs_bare=None if fixed_rate else result.rate * items / baseline,
+            )
+        )
+
     rounds: list[list[Row]] = []
     for round_number in range(args.rounds):
         rows: list[Row] = []
-
-        async def scenario(
-            name: str, items: int, run: Any, rows: list[Row] = rows, fixed_rate: bool = False
-        ) -> None:
-            api_before = _cpu_seconds(_api_processes(servers))
-            db_before = _cpu_seconds(_postgres_processes)
-            started = time.perf_counter()
-            result: Result = await run
-            worst = probe.worst_between(started, time.perf_counter()) if probe else None
-            per_item = 1000 / max(1, len(result.latencies) * items)
-            api_ms = (_cpu_seconds(_api_processes(servers)) - api_before) * per_item
-            db_ms = (_cpu_seconds(_postgres_processes) - db_before) * per_item
-            baseline = rows[0].result.rate if rows else result.rate
-            vs_bare = None if fixed_rate else result.rate * items / baseline
-            flush_ms = None if worst is None else worst * 1000
-            rows.append(Row(name, result, items, api_ms, db_ms, flush_ms, vs_bare))
-
         prefix = f"r{round_number}"
         await scenario(
+            rows,
             "bare FastAPI INSERT",
             1,
             closed_loop(host, ports, "/bare/insert", bare, json_headers, connections, seconds),
         )
         await scenario(
+            rows,
             "bare strawberry mutation INSERT",
             1,
             closed_loop(
@@ -348,6 +349,7 @@ async def _measure(
             ),
         )
         await scenario(
+            rows,
             "bookDelivery (JWT, everything it writes)",
             1,
             closed_loop(host, ports, "/graphql", book(prefix + "max"), auth, connections, seconds),
@@ -355,11 +357,13 @@ async def _measure(
         # An importer sends a few batches at once: with two per API process, one is
         # computed while the other waits on the database.
         await scenario(
+            rows,
             "bookDeliveries x250",
             250,
             closed_loop(host, ports, "/graphql", book_many(prefix + "bulk"), auth, 4, seconds),
         )
         await scenario(
+            rows,
             "bookDelivery at a steady 100 req/s",
             1,
             open_loop(host, ports, "/graphql", book(prefix + "steady"), auth, 100.0, seconds),
