@@ -6,6 +6,7 @@ import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -70,6 +71,20 @@ def operator_access_token() -> str:
     from services.api.oauth.tokens import issue_access_token
 
     return issue_access_token(client_id="lm_demo_operator", tenant_id=None, scope="operator")[0]
+
+
+def plan_demo_day(day: date) -> Any:
+    """Plan the demo area's day and return the finished plan run.
+
+    3 s: the solver uses all of it, and with 1 s a stall of this shared machine once
+    left a one-delivery plan without its first solution, the delivery unplanned.
+    """
+    from services.core.db import transaction
+    from services.planner import runs
+
+    with transaction() as session:
+        run = runs.request_plan(session, "demo", day, "test", 3)
+    return runs.execute(run.id)
 
 
 def token(client: TestClient, client_id: str, secret: str, scope: str | None = None) -> str:

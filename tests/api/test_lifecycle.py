@@ -9,7 +9,6 @@ from sqlmodel import select
 
 from services.core.db import transaction
 from services.core.models import Delivery, DeliveryEvent, Stop, UsageEvent
-from services.planner import runs
 from tests.factories import (
     BOOK,
     DELIVERY,
@@ -17,6 +16,7 @@ from tests.factories import (
     graphql,
     merchant_access_token,
     operator_access_token,
+    plan_demo_day,
 )
 
 PAYLOAD = (
@@ -63,18 +63,9 @@ def _book(client, access_token, reference="o-1", **overrides) -> dict:
     return body["data"]["bookDelivery"]["delivery"]
 
 
-# The solver uses all of it. With 1 s, a stall of this shared machine once left a
-# one-delivery plan without its first solution, so the delivery stayed unplanned.
-PLAN_SECONDS = 3
-
-
 def _plan(delivery_date: str) -> None:
     """Plan the demo area's day; every open delivery must be on a route after it."""
-    with transaction() as session:
-        run = runs.request_plan(
-            session, "demo", date.fromisoformat(delivery_date), "test", PLAN_SECONDS
-        )
-    done = runs.execute(run.id)
+    done = plan_demo_day(date.fromisoformat(delivery_date))
     assert (done.status, done.error, done.deliveries_unplanned) == ("DONE", None, 0), done
 
 

@@ -9,7 +9,7 @@ from services.api.seed import seed_demo
 from services.billing.reconciliation import reconcile
 from services.core.db import transaction, utcnow
 from services.core.models import Delivery
-from services.planner import runs
+from tests.factories import plan_demo_day
 
 
 def _request(reference: str, **extra) -> service.BookingRequest:
@@ -23,15 +23,8 @@ def _request(reference: str, **extra) -> service.BookingRequest:
     )
 
 
-# The solver uses all of it. With 1 s, a stall of this shared machine once left a
-# one-delivery plan without its first solution, so the delivery stayed unplanned.
-PLAN_SECONDS = 3
-
-
 def _plan(day: date) -> None:
-    with transaction() as session:
-        run = runs.request_plan(session, "demo", day, "test", PLAN_SECONDS)
-    assert runs.execute(run.id).status == "DONE"
+    assert plan_demo_day(day).status == "DONE"
 
 
 def test_the_books_reconcile_after_every_kind_of_delivery_life(db):
