@@ -60,9 +60,10 @@ def run(url: str, events: int, tenants: int) -> dict[str, object]:
     from services.billing import invoicing, reconciliation
     from services.billing.plans import DEFAULT_PLAN, store_plan, subscribe
     from services.core.db import transaction
+    from services.core.meters import Usage
     from services.core.migrate import upgrade
     from services.core.models import Tenant
-    from services.core.usage import Usage, record_usage
+    from services.core.usage import record_usage
 
     upgrade(url)
     with transaction() as session:

@@ -11,39 +11,22 @@ import io
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from services.api.oauth.tokens import AccessToken, InvalidTokenError, verify_access_token
-from services.billing.invoicing import stored_lines
+from services.api.auth import merchant_with
+from services.api.oauth.tokens import AccessToken
+from services.billing.invoicing import invoices_of, stored_lines
 from services.billing.metering import usage_by_day
-from services.billing.money import currency_for, format_amount, format_quantity, from_minor
 from services.core.db import for_tenant, transaction
-from services.core.models import Invoice
+from services.core.money import currency_for, format_amount, format_quantity, from_minor
 
 router = APIRouter(prefix="/billing/export", tags=["billing"])
 MAX_DAYS = 366
 
 
-def merchant_token(request: Request) -> AccessToken:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not credentials:
-        raise HTTPException(401, "Send an access token: Authorization: Bearer <token>.",
-                            headers={"WWW-Authenticate": 'Bearer realm="lastmile"'})  # fmt: skip
-    try:
-        token = verify_access_token(credentials.strip())
-    except InvalidTokenError as error:
-        raise HTTPException(
-            401,
-            f"Invalid access token: {error}",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        ) from error
-    if "billing:read" not in token.scopes or token.tenant_id is None:
-        raise HTTPException(
-            403, "This export needs a merchant token with the 'billing:read' scope."
-        )
-    return token
+merchant_token = merchant_with("billing:read")
 
 
 def merchant_session(token: AccessToken = Depends(merchant_token)) -> Iterator[Session]:
@@ -101,9 +84,8 @@ def invoices_csv(
     token: AccessToken = Depends(merchant_token), session: Session = Depends(merchant_session)
 ) -> StreamingResponse:
     """Every invoice line of the merchant, one row each, with the invoice's figures."""
-    invoices = session.exec(
-        select(Invoice).where(Invoice.tenant_id == token.tenant_id).order_by(col(Invoice.period))
-    ).all()
+    assert token.tenant_id is not None
+    invoices = reversed(invoices_of(session, token.tenant_id))  # oldest period first
     rows = []
     for invoice in invoices:
         currency = currency_for(invoice.currency)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.api import idempotency
+from services.core import idempotency
 from services.core.celery_app import celery_app
 from services.core.db import transaction, utcnow
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import click
 
-from services.billing.money import format_amount, format_quantity
 from services.billing.pricing import (
     MINIMUM_COMMITMENT,
     PricingError,
@@ -27,6 +26,7 @@ from services.billing.pricing import (
     parse_plan,
     rate,
 )
+from services.core.money import format_amount, format_quantity
 from services.core.usage import UsageError
 
 

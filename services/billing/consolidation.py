@@ -37,12 +37,12 @@ from services.billing.allocation import (
     allocate_proportional,
     allocate_shapley,
 )
-from services.billing.metering import route_cost_usage_id
-from services.billing.money import currency_for, format_amount, from_minor
 from services.core import areas
 from services.core.db import utcnow
+from services.core.meters import Usage, route_cost_usage
 from services.core.models import Route, RouteAllocation, RouteCostBasis, ServiceArea
-from services.core.usage import Usage, record_usage
+from services.core.money import currency_for, format_amount, from_minor
+from services.core.usage import record_usage
 
 
 class ConsolidationError(ValueError):
@@ -112,13 +112,13 @@ def allocate_route_shares(
     for basis in bases:
         rows = _allocate(basis, earlier[basis.route_id], where[basis.route_id])
         usage += [
-            Usage(
-                id=route_cost_usage_id(row.route_id, row.tenant_id, row.revision),
-                tenant_id=row.tenant_id,
-                meter="route_cost",
-                quantity=from_minor(row.amount_minor, currency_for(row.currency)),
-                at=basis.departure_at,
-                area_code=where[basis.route_id].code,
+            route_cost_usage(
+                row.route_id,
+                row.tenant_id,
+                row.revision,
+                from_minor(row.amount_minor, currency_for(row.currency)),
+                basis.departure_at,
+                where[basis.route_id].code,
             )
             for row in rows
         ]

@@ -25,18 +25,9 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, update
 from sqlmodel import Session, col, select
 
-from services.billing.money import (
-    Currency,
-    currency_for,
-    format_amount,
-    format_quantity,
-    from_minor,
-    to_minor,
-)
 from services.billing.plans import parsed_plan, plans_for_period
 from services.billing.pricing import (
     MINIMUM_COMMITMENT,
-    Aggregation,
     Period,
     Plan,
     parse_period,
@@ -46,6 +37,7 @@ from services.billing.pricing import (
     Invoice as PricedInvoice,
 )
 from services.core.db import utcnow
+from services.core.meters import Aggregation
 from services.core.models import (
     BillingAccount,
     CreditNote,
@@ -55,6 +47,14 @@ from services.core.models import (
     InvoiceStatus,
     PricePlan,
     UsageEvent,
+)
+from services.core.money import (
+    Currency,
+    currency_for,
+    format_amount,
+    format_quantity,
+    from_minor,
+    to_minor,
 )
 from services.core.usage import period_of as _period_text
 
@@ -504,6 +504,20 @@ def _line_rows(invoice_id: str, draft: InvoiceDraft) -> list[dict[str, Any]]:
         }
         for position, line in enumerate(draft.lines, start=1)
     ]
+
+
+def invoices_of(
+    session: Session, tenant_id: str, before_period: str | None = None, limit: int | None = None
+) -> list[Invoice]:
+    """A tenant's invoices, newest period first; only periods before `before_period`
+    when given (a page's cursor), at most `limit` of them."""
+    statement = select(Invoice).where(Invoice.tenant_id == tenant_id)
+    if before_period is not None:
+        statement = statement.where(col(Invoice.period) < before_period)
+    statement = statement.order_by(col(Invoice.period).desc())
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(session.exec(statement).all())
 
 
 def stored_lines(session: Session, invoice: Invoice) -> list[PricedLine]:

@@ -1,31 +1,10 @@
-"""Meters, the usage each delivery action must produce, and usage reports from SQL.
+"""Usage as billing reads it: events parsed from JSON, and a tenant's usage per day.
 
-The usage ids per action are a contract between the services that cause usage and
-reconciliation, which checks every delivery against it:
-
-| action                | meter             | usage id                            | quantity  |
-| --------------------- | ----------------- | ----------------------------------- | --------- |
-| booked                | deliveries        | `<delivery_id>:booked`              | 1         |
-| booked                | parcel_kg         | `<delivery_id>:parcel_kg`           | kg        |
-| booked                | active_recipients | `<delivery_id>:recipient`           | 1, key    |
-| planned on a route    | route_km          | `<delivery_id>:route_km`            | km share  |
-| DELIVERED             | delivered         | `<delivery_id>:delivered`           | 1         |
-| FAILED, attempt n>=1  | failed_attempts   | `<delivery_id>:failed:<n>`          | 1         |
-| CANCELLED             | cancellations     | `<delivery_id>:cancelled`           | 1         |
-| CANCELLED once PLANNED| late_cancellations| `<delivery_id>:cancelled_late`      | 1         |
-| booked on a quote     | quoted_amount     | `<delivery_id>:quoted` *            | price     |
-| route cost allocated  | route_cost        | `<route_id>:<tenant_id>:route_cost` | the share |
-
-* instead of `:booked` and `:parcel_kg`: the quote's price covers both.
-A route's later allocation revisions n >= 2 (late insertions) add `:<n>` to the share's id.
-
-Services that change a delivery's status call `usage_for_status_change` and record
-the result with `record_usage` in the same transaction as the status change.
+The meters and the usage each action records are core's (`services.core.meters`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -34,76 +13,10 @@ from typing import Any
 from sqlalchemy import Date, cast, func
 from sqlmodel import Session, col, select
 
-from services.billing.pricing import Aggregation, PricingError, parse_event
-from services.core.models import Delivery, DeliveryStatus, UsageEvent
-from services.core.usage import METERS, Usage, UsageError, period_of
-
-
-@dataclass(frozen=True)
-class Meter:
-    code: str
-    aggregation: Aggregation
-    unit: str
-    description: str
-
-
-CATALOGUE: Mapping[str, Meter] = {
-    meter.code: meter
-    for meter in (
-        Meter("deliveries", Aggregation.COUNT, "delivery", "Deliveries booked"),
-        Meter("parcel_kg", Aggregation.SUM, "kg", "Parcel weight booked"),
-        Meter("active_recipients", Aggregation.UNIQUE_COUNT, "recipient", "Distinct recipients"),
-        Meter("delivered", Aggregation.COUNT, "delivery", "Deliveries completed"),
-        Meter("failed_attempts", Aggregation.COUNT, "attempt", "Failed delivery attempts"),
-        Meter("cancellations", Aggregation.COUNT, "delivery", "Deliveries cancelled"),
-        Meter("late_cancellations", Aggregation.COUNT, "delivery", "Cancelled once planned"),
-        Meter(
-            "quoted_amount", Aggregation.SUM, "currency", "Bookings made on a quote, at its price"
-        ),
-        Meter("api_requests", Aggregation.SUM, "request", "API requests"),
-        Meter("route_km", Aggregation.SUM, "km", "Share of planned route distance"),
-        Meter("route_cost", Aggregation.SUM, "currency", "Allocated share of route cost"),
-    )
-}
-assert set(CATALOGUE) == METERS, "every recorded meter is described here"
-
-BOOKING_SUFFIXES = ("booked", "parcel_kg", "recipient")
-QUOTED_BOOKING_SUFFIXES = ("quoted", "recipient")
-
-
-def usage_for_status_change(
-    delivery: Delivery, status: DeliveryStatus, at: datetime, attempt: int = 1
-) -> list[Usage]:
-    """The usage events a status change causes (see the table above); none for others.
-
-    `attempt` numbers FAILED attempts of the same delivery from 1, so a retried
-    failure report is recorded once and a second real attempt is billed again.
-    """
-    if attempt < 1:
-        raise ValueError(f"attempt must be 1 or more, not {attempt}")
-    suffix_and_meter = {
-        DeliveryStatus.DELIVERED: ("delivered", "delivered"),
-        DeliveryStatus.FAILED: (f"failed:{attempt}", "failed_attempts"),
-        DeliveryStatus.CANCELLED: ("cancelled", "cancellations"),
-    }.get(status)
-    if suffix_and_meter is None:
-        return []
-    suffix, meter = suffix_and_meter
-    return [
-        Usage(
-            id=f"{delivery.id}:{suffix}",
-            tenant_id=delivery.tenant_id,
-            meter=meter,
-            quantity=Decimal(1),
-            at=at,
-        )
-    ]
-
-
-def route_cost_usage_id(route_id: str, tenant_id: str, revision: int) -> str:
-    """A route share's usage id: `:<revision>` is appended from the second revision on."""
-    usage_id = f"{route_id}:{tenant_id}:route_cost"
-    return usage_id if revision == 1 else f"{usage_id}:{revision}"
+from services.billing.pricing import PricingError, parse_event
+from services.core.meters import CATALOGUE, METERS, Aggregation, Usage
+from services.core.models import UsageEvent
+from services.core.usage import UsageError, period_of
 
 
 def parse_usage(data: Any, where: str) -> Usage:

@@ -37,7 +37,8 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Any, TypeVar
 
-from services.billing.money import (
+from services.core.meters import Aggregation
+from services.core.money import (
     Currency,
     currency_for,
     format_amount,
@@ -77,15 +78,6 @@ class ChargeModel(StrEnum):
     GRADUATED = "graduated"
     VOLUME = "volume"
     PACKAGE = "package"
-
-
-class Aggregation(StrEnum):
-    """How a period's events of one meter become one quantity."""
-
-    SUM = "sum"
-    COUNT = "count"
-    MAX = "max"
-    UNIQUE_COUNT = "unique_count"
 
 
 # The optional pricing fields each model needs; every other one must be absent.

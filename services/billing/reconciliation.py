@@ -33,14 +33,9 @@ from services.billing.invoicing import (
     lines_by_invoice,
     same_figures,
 )
-from services.billing.metering import (
-    BOOKING_SUFFIXES,
-    QUOTED_BOOKING_SUFFIXES,
-    route_cost_usage_id,
-)
-from services.billing.money import currency_for, from_minor
 from services.billing.pricing import parse_period
 from services.core.db import utcnow
+from services.core.meters import DELIVERY_METERS, expected_delivery_usage_ids, route_cost_usage_id
 from services.core.models import (
     BillingAccount,
     Delivery,
@@ -58,15 +53,11 @@ from services.core.models import (
     Stop,
     UsageEvent,
 )
+from services.core.money import currency_for, from_minor
 
 STALE_COST_BASIS = timedelta(minutes=5)
 """A cost basis is allocated within seconds of its plan run, or by the minute's sweep;
 one waiting longer means the allocation task is failing or not running."""
-
-DELIVERY_METERS = (
-    "deliveries", "parcel_kg", "active_recipients", "route_km", "delivered", "failed_attempts",
-    "cancellations", "late_cancellations", "quoted_amount",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -134,29 +125,6 @@ def reconcile(session: Session, period: str | None = None) -> Result:
     return result
 
 
-def expected_delivery_usage(
-    delivery_id: str,
-    status: DeliveryStatus,
-    planned: bool,
-    failures: int,
-    quoted: bool = False,
-    cancelled_late: bool = False,
-) -> set[str]:
-    """The usage ids a delivery's history calls for (the table in metering.py)."""
-    booking = QUOTED_BOOKING_SUFFIXES if quoted else BOOKING_SUFFIXES
-    ids = {f"{delivery_id}:{suffix}" for suffix in booking}
-    if planned:
-        ids.add(f"{delivery_id}:route_km")
-    if status is DeliveryStatus.DELIVERED:
-        ids.add(f"{delivery_id}:delivered")
-    if status is DeliveryStatus.CANCELLED:
-        ids.add(f"{delivery_id}:cancelled")
-        if cancelled_late:
-            ids.add(f"{delivery_id}:cancelled_late")
-    ids |= {f"{delivery_id}:failed:{n}" for n in range(1, failures + 1)}
-    return ids
-
-
 def _delivery_usage(session: Session, period: str | None, checked: dict[str, int]) -> list[Finding]:
     """Each live delivery against the usage its history calls for (sandbox ones bill nothing).
 
@@ -217,13 +185,14 @@ def _delivery_usage(session: Session, period: str | None, checked: dict[str, int
     findings = []
     for delivery_id, tenant_id, raw_status, quote_id in rows:
         status = DeliveryStatus(raw_status)
-        expected = expected_delivery_usage(
+        expected = expected_delivery_usage_ids(
             delivery_id,
-            status,
-            delivery_id in planned,
-            failures.get(delivery_id, 0),
             quoted=quote_id is not None,
+            planned=delivery_id in planned,
+            delivered=status is DeliveryStatus.DELIVERED,
+            cancelled=status is DeliveryStatus.CANCELLED,
             cancelled_late=delivery_id in cancelled_late,
+            failures=failures.get(delivery_id, 0),
         )
         actual = recorded.get(delivery_id, set())
         for missing in sorted(expected - actual):

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event
 from sqlmodel import Session, select
 
-from services.core.models import ServiceArea
+from services.core.models import ServiceArea, Shift
 
 # Areas are configuration: written by operators now and then, read by every booking and
 # quote. Those reads share one copy per process for up to SHARED_SECONDS; a write in
@@ -28,6 +28,11 @@ def get_area(session: Session, code: str) -> ServiceArea | None:
             return None
         known[code] = area
     return known[code]
+
+
+def shifts_of(session: Session, area_id: str) -> list[Shift]:
+    """Every shift the area's vans work on a delivery day."""
+    return list(session.exec(select(Shift).where(Shift.area_id == area_id)).all())
 
 
 def shared_area(session: Session, code: str) -> ServiceArea | None:

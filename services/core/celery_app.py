@@ -21,7 +21,7 @@ def make_celery() -> Celery:
         broker=settings.resolved_broker_url(),
         include=[
             "services.planner.tasks",
-            "services.api.webhooks.tasks",
+            "services.webhooks.tasks",
             "services.api.tasks",
             "services.billing.tasks",
         ],

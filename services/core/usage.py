@@ -34,24 +34,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from services.core.db import driver_cursor, json_document, text_once_per_instant, utcnow
+from services.core.meters import METERS, Usage
 from services.core.models import BillingAccount, UsageEvent
-
-# The meters Lastmile emits; price plans charge on these names.
-METERS = frozenset(
-    {
-        "deliveries",  # one per booking
-        "parcel_kg",  # weight booked
-        "active_recipients",  # distinct recipients (unique_count on key)
-        "delivered",  # one per delivery completed
-        "failed_attempts",  # one per failed delivery attempt
-        "cancellations",  # one per delivery cancelled
-        "late_cancellations",  # one per delivery cancelled once planned
-        "quoted_amount",  # a booking made on a quote: its quoted price, in currency units
-        "api_requests",
-        "route_km",  # the merchant's share of planned route distance
-        "route_cost",  # the merchant's allocated share of route cost, in currency units
-    }
-)
 
 QUANTITY_SCALE = 6  # decimal places the usage_event.quantity column keeps
 _MAX_QUANTITY = Decimal(10) ** (20 - QUANTITY_SCALE)
@@ -60,18 +44,6 @@ _BATCH = 5000  # rows per INSERT statement (PostgreSQL allows 65535 parameters)
 
 class UsageError(ValueError):
     """A usage event that cannot be recorded; the message names it. Nothing was written."""
-
-
-@dataclass(frozen=True)
-class Usage:
-    id: str
-    tenant_id: str
-    meter: str
-    quantity: Decimal
-    at: datetime
-    key: str | None = None
-    area_code: str | None = None
-    service_level: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 from services.core import areas
 from services.core.celery_app import celery_app
 from services.core.db import on_commit, transaction, utcnow
+from services.core.meters import Usage
 from services.core.models import (
     Delivery,
     DeliveryEvent,
@@ -45,7 +46,7 @@ from services.core.models import (
 )
 from services.core.outbox import emit
 from services.core.settings import get_settings
-from services.core.usage import Usage, record_usage
+from services.core.usage import record_usage
 from services.planner import problem as p
 from services.planner.insertion import Schedule, cheapest_insertion, schedule
 from services.planner.matrix import matrix_for

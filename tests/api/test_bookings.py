@@ -14,10 +14,9 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from services.api.deliveries import service
-from services.api.deliveries.errors import UserErrors
 from services.core import db
 from services.core.db import transaction, utcnow
+from services.core.errors import UserErrors
 from services.core.models import (
     Delivery,
     DeliveryEvent,
@@ -25,6 +24,7 @@ from services.core.models import (
     OutboxEvent,
     UsageEvent,
 )
+from services.deliveries import booking, validation
 from tests.factories import (
     BOOK,
     BOOK_MANY,
@@ -96,12 +96,12 @@ def test_every_validation_problem_is_reported_at_once(client, demo):
 
 def test_concurrent_bookings_with_one_key_create_one_delivery(demo):
     tenant_id = demo["merchants"][0]["tenant_id"]
-    request = service.BookingRequest(
+    request = booking.BookingRequest(
         reference="race",
         service_area="demo",
-        dropoff=service.Dropoff(lat=40.7, lng=-74.0),
-        recipient=service.Recipient(name="Racer"),
-        parcel=service.Parcel(weight_grams=500),
+        dropoff=validation.Dropoff(lat=40.7, lng=-74.0),
+        recipient=validation.Recipient(name="Racer"),
+        parcel=validation.Parcel(weight_grams=500),
         idempotency_key="same-key",
     )
     barrier = threading.Barrier(6)
@@ -110,7 +110,7 @@ def test_concurrent_bookings_with_one_key_create_one_delivery(demo):
     def book() -> None:
         barrier.wait()
         with transaction() as session:
-            results.append(service.book(session, tenant_id, request, utcnow()).id)
+            results.append(booking.book(session, tenant_id, request, utcnow()).id)
 
     threads = [threading.Thread(target=book) for _ in range(6)]
     for thread in threads:
@@ -126,27 +126,27 @@ def test_a_conflicting_replay_raises_and_writes_nothing(demo):
     tenant_id = demo["merchants"][0]["tenant_id"]
     base = dict(
         service_area="demo",
-        dropoff=service.Dropoff(lat=40.7, lng=-74.0),
-        recipient=service.Recipient(name="A"),
-        parcel=service.Parcel(weight_grams=500),
+        dropoff=validation.Dropoff(lat=40.7, lng=-74.0),
+        recipient=validation.Recipient(name="A"),
+        parcel=validation.Parcel(weight_grams=500),
         idempotency_key="k",
     )
     with transaction() as session:
-        service.book(session, tenant_id, service.BookingRequest(reference="a", **base), utcnow())
+        booking.book(session, tenant_id, booking.BookingRequest(reference="a", **base), utcnow())
     with pytest.raises(UserErrors) as rejected, transaction() as session:
-        service.book(session, tenant_id, service.BookingRequest(reference="b", **base), utcnow())
+        booking.book(session, tenant_id, booking.BookingRequest(reference="b", **base), utcnow())
     assert rejected.value.errors[0].code == "IDEMPOTENCY_CONFLICT"
     assert _count(Delivery) == 1
 
 
 def test_the_fingerprint_is_the_input_without_its_key_hashed_as_stored_keys_expect():
     """Keys are kept a week: the fingerprint of an input must not change across releases."""
-    request = service.BookingRequest(
+    request = booking.BookingRequest(
         reference="r-1",
         service_area="demo",
-        dropoff=service.Dropoff(lat=40.7, lng=-74.0, line1="1 Main St", country="US"),
-        recipient=service.Recipient(name="A", phone="+1 201 555 0100"),
-        parcel=service.Parcel(weight_grams=500, length_cm=20),
+        dropoff=validation.Dropoff(lat=40.7, lng=-74.0, line1="1 Main St", country="US"),
+        recipient=validation.Recipient(name="A", phone="+1 201 555 0100"),
+        parcel=validation.Parcel(weight_grams=500, length_cm=20),
         date=date(2026, 11, 24),
         time_window=(datetime(2026, 11, 24, 9, tzinfo=UTC), datetime(2026, 11, 24, 11, tzinfo=UTC)),
         idempotency_key="k-1",
@@ -156,7 +156,7 @@ def test_the_fingerprint_is_the_input_without_its_key_hashed_as_stored_keys_expe
     stored_form = json.dumps(content, sort_keys=True, default=str).encode()
     assert request.fingerprint() == hashlib.sha256(stored_form).hexdigest()
     assert replace(request, idempotency_key="k-2").fingerprint() == request.fingerprint()
-    changed = replace(request, parcel=service.Parcel(weight_grams=501, length_cm=20))
+    changed = replace(request, parcel=validation.Parcel(weight_grams=501, length_cm=20))
     assert changed.fingerprint() != request.fingerprint()
 
 
@@ -351,8 +351,8 @@ def test_requests_without_a_valid_token_are_refused(client, demo, header):
 def test_idempotency_keys_are_kept_a_week_then_forgotten(client, demo):
     from datetime import timedelta
 
-    from services.api import idempotency
     from services.api.tasks import purge_idempotency_keys
+    from services.core import idempotency
     from services.core.models import IdempotencyRecord
 
     token = merchant_access_token(demo)
@@ -392,28 +392,28 @@ def test_a_retry_replays_even_when_the_input_would_now_be_refused(demo):
 
     tenant_id = demo["merchants"][0]["tenant_id"]
     now = utcnow()
-    request = service.BookingRequest(
+    request = booking.BookingRequest(
         reference="retried",
         service_area="demo",
-        dropoff=service.Dropoff(lat=40.7, lng=-74.0),
-        recipient=service.Recipient(name="Late Retrier"),
-        parcel=service.Parcel(weight_grams=500),
+        dropoff=validation.Dropoff(lat=40.7, lng=-74.0),
+        recipient=validation.Recipient(name="Late Retrier"),
+        parcel=validation.Parcel(weight_grams=500),
         date=now.date() + timedelta(days=1),
         idempotency_key="retry-later",
     )
     with transaction() as session:
-        booked = service.book(session, tenant_id, request, now).id
+        booked = booking.book(session, tenant_id, request, now).id
     later = now + timedelta(days=3)  # the delivery day has passed: a new booking is refused
     with pytest.raises(UserErrors) as refused, transaction() as session:
-        service.book(
+        booking.book(
             session,
             tenant_id,
-            service.BookingRequest(**{**request.__dict__, "idempotency_key": None}),
+            booking.BookingRequest(**{**request.__dict__, "idempotency_key": None}),
             later,
         )
     assert refused.value.errors[0].code == "DATE_NOT_BOOKABLE"
     with transaction() as session:
-        assert service.book(session, tenant_id, request, later).id == booked
+        assert booking.book(session, tenant_id, request, later).id == booked
     assert _count(Delivery) == 1
 
 

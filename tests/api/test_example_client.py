@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from services.api.seed import seed_demo
-from services.api.webhooks.signing import new_secret, signature_header
 from services.core.db import transaction, utcnow
+from services.webhooks.signing import new_secret, signature_header
 
 PATH = Path(__file__).resolve().parents[2] / "docs" / "example_client.py"
 

@@ -127,7 +127,7 @@ def test_an_expired_quote_is_refused(client, token):
 
 
 def test_full_slots_are_not_offered(client, token, monkeypatch):
-    from services.api.deliveries import quotes
+    from services.deliveries import quotes
 
     monkeypatch.setattr(quotes, "STOPS_PER_VAN_HOUR", 0)
     assert _quote(client, token)["quote"]["timeWindows"] == []
@@ -155,9 +155,9 @@ def test_one_quote_serves_one_booking_even_within_a_bulk_call(client, token):
 def test_other_merchants_bookings_fill_the_slots_too(client, token, monkeypatch):
     """Capacity is the area's: under row-level security the quote still counts every
     merchant's bookings (services.core.db.across_tenants), never shows them."""
-    from services.api.deliveries import quotes
     from services.core import areas
     from services.core.models import ServiceArea, Shift
+    from services.deliveries import quotes
 
     window = _quote(client, token)["quote"]["timeWindows"][2]
     with transaction() as session:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from services.api.deliveries import service
 from services.api.oauth.tokens import issue_access_token
 from services.api.seed import seed_demo
 from services.core.db import transaction, utcnow
+from services.deliveries import booking, validation
 
 SUBSCRIBE = "subscription { deliveryUpdates { deliveryId reference status } }"
 
@@ -28,15 +28,15 @@ def _token(merchant) -> str:
 
 
 def _book(tenant_id: str, reference: str) -> str:
-    request = service.BookingRequest(
+    request = booking.BookingRequest(
         reference=reference,
         service_area="demo",
-        dropoff=service.Dropoff(lat=40.7, lng=-74.0),
-        recipient=service.Recipient(name="Ada"),
-        parcel=service.Parcel(weight_grams=900),
+        dropoff=validation.Dropoff(lat=40.7, lng=-74.0),
+        recipient=validation.Recipient(name="Ada"),
+        parcel=validation.Parcel(weight_grams=900),
     )
     with transaction() as session:
-        return service.book(session, tenant_id, request, utcnow()).id
+        return booking.book(session, tenant_id, request, utcnow()).id
 
 
 def test_a_merchant_receives_its_own_updates_only(client, merchants):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from services.api.oauth.tokens import issue_access_token
-from services.api.webhooks import delivery, tasks
-from services.api.webhooks.signing import verify
-from tests.api.test_webhooks_delivery import Receiver
+from services.webhooks import delivery, tasks
+from services.webhooks.signing import verify
 from tests.factories import BOOK, booking_input, graphql
+from tests.webhooks.receiver import Receiver
 
 ENDPOINT_FIELDS = "id url eventTypes enabled disabledReason previousSecretExpiresAt"
 CREATE = f"""

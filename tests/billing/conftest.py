@@ -12,8 +12,9 @@ import pytest
 from services.billing.plans import DEFAULT_PLAN, store_plan, subscribe
 from services.core import usage as usage_module
 from services.core.db import transaction
+from services.core.meters import Usage
 from services.core.models import PricePlan, Tenant
-from services.core.usage import IngestReport, Usage, record_usage
+from services.core.usage import IngestReport, record_usage
 
 
 def at(day: str, hour: int = 12) -> datetime:

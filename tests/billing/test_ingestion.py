@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from sqlalchemy import delete, func
 from sqlmodel import select
 
 from services.billing import invoicing
-from services.billing.metering import parse_usage, usage_for_status_change
+from services.billing.metering import parse_usage
 from services.core.db import transaction
-from services.core.models import BillingAccount, Delivery, DeliveryStatus, UsageEvent
+from services.core.models import BillingAccount, UsageEvent
 from services.core.usage import COPY_THRESHOLD, UsageError, record_usage
 from tests.billing.conftest import usage
 
@@ -136,16 +134,3 @@ def test_late_events_go_to_the_first_open_period(tenants, record, ingest_path):
     with transaction() as session:
         billed = dict(session.exec(select(UsageEvent.id, UsageEvent.billed_period)).all())
     assert billed == {"n1": "2026-11", "n2": "2026-12", "o1": "2026-12"}
-
-
-def test_status_changes_have_documented_usage_ids():
-    delivery = Delivery(id="dlv_1", tenant_id="ten_1")
-    at = usage("x", "t").at
-    assert usage_for_status_change(delivery, DeliveryStatus.PLANNED, at) == []
-    [failed] = usage_for_status_change(delivery, DeliveryStatus.FAILED, at, attempt=2)
-    assert (failed.id, failed.meter, failed.quantity) == ("dlv_1:failed:2", "failed_attempts",
-                                                          Decimal(1))  # fmt: skip
-    [cancelled] = usage_for_status_change(delivery, DeliveryStatus.CANCELLED, at)
-    assert cancelled.id == "dlv_1:cancelled"
-    [delivered] = usage_for_status_change(delivery, DeliveryStatus.DELIVERED, at)
-    assert delivered.id == "dlv_1:delivered"

@@ -14,10 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.billing.money import currency_for, round_half_up
 from services.billing.pricing import (
     MINIMUM_COMMITMENT,
-    Aggregation,
     Charge,
     ChargeModel,
     Period,
@@ -33,6 +31,8 @@ from services.billing.pricing import (
     price_line,
     rate,
 )
+from services.core.meters import Aggregation
+from services.core.money import currency_for, round_half_up
 
 CONTRACT_PLAN: dict[str, Any] = {
     "code": "growth",

@@ -13,6 +13,7 @@ from services.billing import invoicing
 from services.billing.cli import billing
 from services.billing.consolidation import allocate_route_shares
 from services.core.db import transaction, utcnow
+from services.core.meters import Usage
 from services.core.models import (
     BillingAccount,
     Delivery,
@@ -20,7 +21,7 @@ from services.core.models import (
     ReconciliationFinding,
     RouteAllocation,
 )
-from services.core.usage import Usage, period_of, record_usage
+from services.core.usage import period_of, record_usage
 from tests.billing.world import book, demo, plan_by_hand
 
 

@@ -13,9 +13,9 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from services.billing import consolidation, tasks
-from services.billing.metering import route_cost_usage_id
 from services.billing.reconciliation import reconcile
 from services.core.db import get_engine, transaction, utcnow
+from services.core.meters import Usage, route_cost_usage_id
 from services.core.models import (
     Delivery,
     DeliveryStatus,
@@ -26,7 +26,7 @@ from services.core.models import (
     Stop,
     UsageEvent,
 )
-from services.core.usage import Usage, record_usage
+from services.core.usage import record_usage
 from services.planner import runs
 from services.planner.standalone import record_cost_basis
 from tests.billing.world import book, demo

@@ -1,4 +1,4 @@
-"""A planned day without the solver: deliveries booked through the API service, then
+"""A planned day without the solver: deliveries booked through the delivery domain, then
 laid on routes by hand, so billing tests control exactly who rides which van."""
 
 from __future__ import annotations
@@ -8,35 +8,31 @@ from decimal import Decimal
 
 from sqlmodel import Session, select
 
-from services.api.deliveries import service
 from services.api.seed import seed_demo
 from services.core.models import (
     Delivery,
-    DeliveryEvent,
-    DeliveryStatus,
     PlanRun,
     Route,
     ServiceArea,
     Shift,
-    Stop,
     Vehicle,
 )
-from services.core.usage import Usage, record_usage
+from services.deliveries import booking, lifecycle, validation
 from services.planner.standalone import record_cost_basis
 
 
 def book(session: Session, tenant_id: str, count: int, now, offset: float = 0.0) -> list[Delivery]:
-    """Deliveries booked through the API service, as rows of this session."""
+    """Deliveries booked through the delivery domain, as rows of this session."""
     booked = [
-        service.book(
+        booking.book(
             session,
             tenant_id,
-            service.BookingRequest(
+            booking.BookingRequest(
                 reference=f"{tenant_id}-{i}",
                 service_area="demo",
-                dropoff=service.Dropoff(lat=40.70 + offset + i * 0.004, lng=-74.0 + i * 0.003),
-                recipient=service.Recipient(name=f"Person {i}"),
-                parcel=service.Parcel(weight_grams=2000),
+                dropoff=validation.Dropoff(lat=40.70 + offset + i * 0.004, lng=-74.0 + i * 0.003),
+                recipient=validation.Recipient(name=f"Person {i}"),
+                parcel=validation.Parcel(weight_grams=2000),
             ),
             now,
         )
@@ -47,7 +43,8 @@ def book(session: Session, tenant_id: str, count: int, now, offset: float = 0.0)
 
 def plan_by_hand(session: Session, routes: list[list[Delivery]], cost_minor: int) -> list[Route]:
     """Put each list of deliveries on its own route of the demo fleet, in list order,
-    writing what a plan run writes (stops, PLANNED events, route_km usage, cost basis)."""
+    writing what a plan run writes (the deliveries' BOOKED to PLANNED, each 3 km of the
+    route, and the route's cost basis)."""
     area = session.exec(select(ServiceArea).where(ServiceArea.code == "demo")).one()
     day = routes[0][0].date
     run = PlanRun(area_id=area.id, date=day, trigger="test", time_limit_seconds=1)
@@ -64,18 +61,8 @@ def plan_by_hand(session: Session, routes: list[list[Delivery]], cost_minor: int
         session.add(route)
         session.flush()
         for number, delivery in enumerate(deliveries, start=1):
-            session.add(Stop(route_id=route.id, delivery_id=delivery.id,
-                             tenant_id=delivery.tenant_id, sequence=number,
-                             eta=departure + timedelta(minutes=10 * number)))  # fmt: skip
-            delivery.status = DeliveryStatus.PLANNED
-            session.add(DeliveryEvent(tenant_id=delivery.tenant_id, delivery_id=delivery.id,
-                                      status=DeliveryStatus.PLANNED, at=departure))  # fmt: skip
-            delivery.route_id = route.id
-            delivery.stop_number = number
-            session.add(delivery)
-            km = Usage(id=f"{delivery.id}:route_km", tenant_id=delivery.tenant_id,
-                       meter="route_km", quantity=Decimal(3), at=departure)  # fmt: skip
-            record_usage(session, [km])
+            eta = departure + timedelta(minutes=10 * number)
+            lifecycle.plan(session, delivery, route, number, eta, Decimal(3000), "demo", departure)
         record_cost_basis(session, route)
         written.append(route)
     session.flush()

@@ -1,8 +1,14 @@
-"""The dependency direction of the design: api -> planner, billing -> core.
+"""The dependency direction of docs/architecture.md, checked on every import statement
+(module-level or inside a function, absolute or relative):
 
-Planner and billing never import each other (they meet through core's tables, the
-outbox and Celery tasks sent by name), and core imports no service. Every import
-statement counts: module-level or inside a function, absolute or relative.
+    api (GraphQL, HTTP, OAuth, web pages) and the `lastmile` command
+      -> planner, billing       (never each other: they meet through core's tables,
+                                 the outbox and Celery tasks sent by name)
+        -> deliveries           (a delivery's life: booking, status changes, queries)
+          -> core               (settings, database, models, usage, outbox, errors)
+    webhooks -> core            (events to merchants, fed by the outbox)
+
+A package may import only the packages listed for it (and itself).
 """
 
 from __future__ import annotations
@@ -14,10 +20,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+PACKAGES = ("api", "billing", "core", "deliveries", "planner", "webhooks")
+ALLOWED = {
+    "core": (),
+    "deliveries": ("core",),
+    "webhooks": ("core",),
+    "planner": ("core", "deliveries"),
+    "billing": ("core", "deliveries"),
+    "api": ("core", "deliveries", "webhooks", "planner", "billing"),
+}
 FORBIDDEN = {
-    "planner": ("services.billing", "services.api"),
-    "billing": ("services.planner", "services.api"),
-    "core": ("services.planner", "services.billing", "services.api"),
+    package: tuple(
+        f"services.{other}"
+        for other in PACKAGES
+        if other != package and other not in ALLOWED[package]
+    )
+    for package in PACKAGES
 }
 
 
@@ -49,6 +67,17 @@ def test_a_service_imports_nothing_against_the_dependency_direction(service):
         if _against(module, FORBIDDEN[service])
     )
     assert offending == []
+
+
+def test_every_package_of_services_has_a_rule():
+    packages = {
+        path.name for path in (ROOT / "services").iterdir() if (path / "__init__.py").exists()
+    }
+    assert packages == set(PACKAGES)
+
+
+def test_the_command_is_the_only_module_outside_the_packages():
+    assert sorted(p.name for p in (ROOT / "services").glob("*.py")) == ["__init__.py", "cli.py"]
 
 
 def test_imports_inside_functions_and_relative_ones_are_seen(tmp_path):

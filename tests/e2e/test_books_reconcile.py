@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.api.deliveries import lifecycle, quotes, service
 from services.api.seed import seed_demo
+from services.billing.quoting import marginal_price
 from services.billing.reconciliation import reconcile
 from services.core.db import transaction, utcnow
 from services.core.models import Delivery
+from services.deliveries import booking, lifecycle, quotes, repository, validation
 from tests.factories import plan_demo_day
 
 
-def _request(reference: str, **extra) -> service.BookingRequest:
-    return service.BookingRequest(
+def _request(reference: str, **extra) -> booking.BookingRequest:
+    return booking.BookingRequest(
         reference=reference,
         service_area="demo",
-        dropoff=service.Dropoff(lat=40.70 + len(reference) * 0.003, lng=-74.0),
-        recipient=service.Recipient(name=f"R {reference}"),
-        parcel=service.Parcel(weight_grams=1500),
+        dropoff=validation.Dropoff(lat=40.70 + len(reference) * 0.003, lng=-74.0),
+        recipient=validation.Recipient(name=f"R {reference}"),
+        parcel=validation.Parcel(weight_grams=1500),
         **extra,
     )
 
@@ -32,29 +33,30 @@ def test_the_books_reconcile_after_every_kind_of_delivery_life(db):
     with transaction() as session:
         tenant = seed_demo(session, now.date())["merchants"][0]["tenant_id"]
         ids = {
-            name: service.book(session, tenant, _request(name), now).id
+            name: booking.book(session, tenant, _request(name), now).id
             for name in ("delivered", "failed", "cancelled-early", "cancelled-late", "moved")
         }
-        ids["sandbox"] = service.book(session, tenant, _request("sandbox"), now, sandbox=True).id
+        ids["sandbox"] = booking.book(session, tenant, _request("sandbox"), now, sandbox=True).id
         quote = quotes.create_quote(
             session,
             tenant,
             quotes.QuoteRequest("demo", _request("quoted").dropoff, _request("quoted").parcel),
             now,
+            marginal_price,
         )
-        ids["quoted"] = service.book(
+        ids["quoted"] = booking.book(
             session, tenant, _request("quoted", quote_id=quote.id, date=quote.date), now
         ).id
         day = session.get(Delivery, ids["delivered"]).date
     with transaction() as session:
         lifecycle.cancel(
-            session, lifecycle.load(session, ids["cancelled-early"], tenant), now, None
+            session, repository.lock(session, tenant, ids["cancelled-early"]), now, None
         )
     _plan(day)
 
     def act(name: str, change) -> None:
         with transaction() as session:
-            change(session, lifecycle.load(session, ids[name], None))
+            change(session, repository.lock(session, None, ids[name]))
 
     act("delivered", lambda s, d: lifecycle.start(s, d, utcnow(), None))
     act("delivered", lambda s, d: lifecycle.deliver(s, d, utcnow(), lifecycle.Proof(pin="1"), None))

@@ -9,11 +9,11 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from sqlmodel import select
 
-from services.api.deliveries import service
 from services.api.seed import seed_demo
 from services.core.celery_app import celery_app
 from services.core.db import transaction, utcnow
 from services.core.models import Delivery, DeliveryStatus, PlanRun, PlanRunStatus
+from services.deliveries import booking, validation
 from services.planner import runs, tasks
 
 
@@ -29,14 +29,14 @@ def worker(db):
 def _book(session, tenant_id: str, count: int, now: datetime) -> list[str]:
     ids = []
     for i in range(count):
-        request = service.BookingRequest(
+        request = booking.BookingRequest(
             reference=f"order-{i}",
             service_area="demo",
-            dropoff=service.Dropoff(lat=40.70 + i * 0.005, lng=-74.0 + i * 0.004),
-            recipient=service.Recipient(name=f"Person {i}"),
-            parcel=service.Parcel(weight_grams=2000),
+            dropoff=validation.Dropoff(lat=40.70 + i * 0.005, lng=-74.0 + i * 0.004),
+            recipient=validation.Recipient(name=f"Person {i}"),
+            parcel=validation.Parcel(weight_grams=2000),
         )
-        ids.append(service.book(session, tenant_id, request, now).id)
+        ids.append(booking.book(session, tenant_id, request, now).id)
     return ids
 
 

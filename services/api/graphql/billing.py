@@ -10,23 +10,27 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import strawberry
-from sqlmodel import col, select
 
 from services.api.graphql.context import context_of
 from services.api.graphql.permissions import ReadBilling
 from services.api.graphql.relay import decode_cursor, encode_cursor, page_size
 from services.billing.consolidation import tenant_route_shares
-from services.billing.invoicing import InvoiceDraft, PricedLine, preview, stored_lines
+from services.billing.invoicing import (
+    InvoiceDraft,
+    PricedLine,
+    invoices_of,
+    preview,
+    stored_lines,
+)
 from services.billing.metering import usage_by_day
-from services.billing.money import (
+from services.core.models import InvoiceStatus
+from services.core.money import (
     Currency,
     currency_for,
     format_amount,
     format_quantity,
     from_minor,
 )
-from services.core.models import Invoice as InvoiceRow
-from services.core.models import InvoiceStatus
 
 MAX_USAGE_DAYS = 92
 
@@ -203,12 +207,8 @@ class BillingQueries:
     ) -> InvoiceConnection:
         ctx = context_of(info)
         size = page_size(first)
-        statement = select(InvoiceRow).where(InvoiceRow.tenant_id == ctx.tenant_id)
-        if after:
-            statement = statement.where(col(InvoiceRow.period) < decode_cursor("Invoice", after))
-        rows = ctx.session.exec(
-            statement.order_by(col(InvoiceRow.period).desc()).limit(size + 1)
-        ).all()
+        before = decode_cursor("Invoice", after) if after else None
+        rows = invoices_of(ctx.session, ctx.tenant_id, before, size + 1)
         edges = []
         for row in rows[:size]:
             currency = currency_for(row.currency)

@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from fastapi import HTTPException, Request, WebSocket
+from fastapi import Request, WebSocket
 from sqlmodel import Session
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
-from services.api.oauth.tokens import AccessToken, InvalidTokenError, verify_access_token
+from services.api.auth import bearer_token
+from services.api.oauth.tokens import AccessToken
 from services.core.db import for_tenant, get_engine, utcnow
 
 
@@ -47,27 +48,6 @@ class Context(BaseContext):
         if self.token.tenant_id is None:
             raise PermissionError("This operation needs a merchant token.")
         return self.token.tenant_id
-
-
-def bearer_token(authorization: str) -> AccessToken:
-    """The verified token of an `Authorization: Bearer …` value, or HTTP 401."""
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not credentials:
-        raise HTTPException(
-            status_code=401,
-            detail="Send an access token: Authorization: Bearer <token> (get one at /oauth/token).",
-            headers={"WWW-Authenticate": 'Bearer realm="lastmile"'},
-        )
-    try:
-        return verify_access_token(credentials.strip())
-    except InvalidTokenError as error:
-        raise HTTPException(
-            status_code=401,
-            detail=f"Invalid access token: {error}",
-            headers={
-                "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{error}"'
-            },
-        ) from error
 
 
 # Loading the GraphiQL page (a GET without a query) executes nothing, so needs no token.

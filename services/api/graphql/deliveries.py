@@ -7,11 +7,7 @@ from datetime import date as datetime_date
 from typing import Annotated, Any
 
 import strawberry
-from sqlmodel import col, select
 
-from services.api import idempotency
-from services.api.deliveries import lifecycle, listing, service
-from services.api.deliveries.errors import UserErrors
 from services.api.graphql.context import context_of
 from services.api.graphql.enums import describe_values
 from services.api.graphql.errors import UserError
@@ -26,8 +22,10 @@ from services.api.graphql.relay import (
     page_size,
 )
 from services.api.tracking import tracking_url
-from services.core import models
+from services.core import idempotency, models
+from services.core.errors import UserErrors
 from services.core.models import DeliveryStatus as DomainDeliveryStatus
+from services.deliveries import booking, lifecycle, listing, repository, validation
 
 MAX_BULK_BOOKINGS = 250
 
@@ -196,14 +194,7 @@ class Delivery:
     @strawberry.field(description="Tracking events, oldest first.")
     def events(self, info: strawberry.Info) -> list[TrackingEvent]:
         ctx = context_of(info)
-        rows = ctx.session.exec(
-            select(models.DeliveryEvent)
-            .where(
-                models.DeliveryEvent.tenant_id == ctx.tenant_id,
-                models.DeliveryEvent.delivery_id == self._row.id,
-            )
-            .order_by(col(models.DeliveryEvent.at), col(models.DeliveryEvent.id))
-        ).all()
+        rows = repository.events_of(ctx.session, ctx.tenant_id, self._row.id)
         return [TrackingEvent.from_row(r) for r in rows]
 
     @classmethod
@@ -285,19 +276,19 @@ class RecipientInput:
 @strawberry.input(description="The parcel's weight and, optionally, its size.")
 class ParcelInput:
     weight_grams: int = strawberry.field(
-        description=f"Weight in grams: more than 0 and at most {service.MAX_WEIGHT_GRAMS:,}."
+        description=f"Weight in grams: more than 0 and at most {validation.MAX_WEIGHT_GRAMS:,}."
     )
     length_cm: int | None = strawberry.field(
         default=None,
-        description=f"Length in whole centimetres: more than 0, at most {service.MAX_SIDE_CM}.",
+        description=f"Length in whole centimetres: more than 0, at most {validation.MAX_SIDE_CM}.",
     )
     width_cm: int | None = strawberry.field(
         default=None,
-        description=f"Width in whole centimetres: more than 0, at most {service.MAX_SIDE_CM}.",
+        description=f"Width in whole centimetres: more than 0, at most {validation.MAX_SIDE_CM}.",
     )
     height_cm: int | None = strawberry.field(
         default=None,
-        description=f"Height in whole centimetres: more than 0, at most {service.MAX_SIDE_CM}.",
+        description=f"Height in whole centimetres: more than 0, at most {validation.MAX_SIDE_CM}.",
     )
 
 
@@ -332,7 +323,7 @@ class BookDeliveryInput:
     )
     date: date | None = strawberry.field(
         default=None,
-        description=f"Delivery day, today to {service.BOOKING_HORIZON_DAYS} days ahead in the "
+        description=f"Delivery day, today to {validation.BOOKING_HORIZON_DAYS} days ahead in the "
         "area's time zone; default: "
         "the day of `timeWindow` if given, else the next day.",
     )
@@ -345,12 +336,12 @@ class BookDeliveryInput:
         "day, drop-off and weight must match it, and the window be one it offered.",
     )
 
-    def to_request(self) -> service.BookingRequest:
+    def to_request(self) -> booking.BookingRequest:
         """The booking in the service's terms (the API's input types stay in this layer)."""
-        return service.BookingRequest(
+        return booking.BookingRequest(
             reference=self.reference,
             service_area=self.service_area,
-            dropoff=service.Dropoff(
+            dropoff=validation.Dropoff(
                 lat=self.dropoff.lat,
                 lng=self.dropoff.lng,
                 line1=self.dropoff.line1,
@@ -358,10 +349,10 @@ class BookDeliveryInput:
                 postal_code=self.dropoff.postal_code,
                 country=self.dropoff.country,
             ),
-            recipient=service.Recipient(
+            recipient=validation.Recipient(
                 name=self.recipient.name, phone=self.recipient.phone, email=self.recipient.email
             ),
-            parcel=service.Parcel(
+            parcel=validation.Parcel(
                 weight_grams=self.parcel.weight_grams,
                 length_cm=self.parcel.length_cm,
                 width_cm=self.parcel.width_cm,
@@ -402,7 +393,7 @@ def _book_one(info: strawberry.Info, input: BookDeliveryInput, prefix: tuple[str
     """Book one input; a rejected input writes nothing (the service checks before writing)."""
     ctx = context_of(info)
     try:
-        row = service.book(
+        row = booking.book(
             ctx.session, ctx.tenant_id, input.to_request(), ctx.now, sandbox=ctx.token.sandbox
         )
     except UserErrors as rejected:
@@ -424,11 +415,7 @@ class DeliveryQueries:
         id: Annotated[strawberry.ID, strawberry.argument(description="The delivery's id.")],
     ) -> Delivery | None:
         ctx = context_of(info)
-        row = ctx.session.exec(
-            select(models.Delivery).where(
-                models.Delivery.id == str(id), models.Delivery.tenant_id == ctx.tenant_id
-            )
-        ).first()
+        row = repository.get(ctx.session, ctx.tenant_id, str(id))
         return Delivery.from_row(row) if row else None
 
     @strawberry.field(
@@ -537,12 +524,12 @@ class DeliveryMutations:
                     UserError(
                         field=["inputs"],
                         message=f"At most {MAX_BULK_BOOKINGS} inputs per call, got {len(inputs)}.",
-                        code=service.UserErrorCode.TOO_MANY_INPUTS,
+                        code=booking.UserErrorCode.TOO_MANY_INPUTS,
                     )
                 ],
             )
         ctx = context_of(info)
-        outcomes = service.book_many(
+        outcomes = booking.book_many(
             ctx.session,
             ctx.tenant_id,
             [item.to_request() for item in inputs],

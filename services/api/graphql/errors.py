@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
-from services.api import idempotency
-from services.api.deliveries import service
-from services.api.deliveries.errors import UserError as DomainUserError
-from services.api.deliveries.errors import UserErrorCode as DomainUserErrorCode
 from services.api.graphql.enums import describe_values
-from services.api.webhooks import service as webhooks
+from services.core import idempotency
+from services.core.errors import UserError as DomainUserError
+from services.core.errors import UserErrorCode as DomainUserErrorCode
+from services.deliveries import validation
+from services.webhooks import service as webhooks
 
 UserErrorCode = describe_values(
     strawberry.enum(
@@ -28,14 +28,14 @@ UserErrorCode = describe_values(
         "SERVICE_AREA_NOT_FOUND": "No service area has this code.",
         "OUTSIDE_SERVICE_AREA": "The drop-off lies outside the service area's bounds.",
         "DATE_NOT_BOOKABLE": "The delivery day is not between today and "
-        f"{service.BOOKING_HORIZON_DAYS} days ahead, "
+        f"{validation.BOOKING_HORIZON_DAYS} days ahead, "
         "in the area's time zone.",
         "INVALID_TIME_WINDOW": "The time window has no UTC offset, lasts less than 30 "
         "minutes, or is already over.",
         "TIME_WINDOW_OUTSIDE_SERVICE_HOURS": "The time window does not lie within the "
         "area's delivery hours on that day.",
-        "PARCEL_TOO_HEAVY": f"The parcel weighs more than {service.MAX_WEIGHT_GRAMS:,} grams.",
-        "PARCEL_TOO_LARGE": f"A side of the parcel is longer than {service.MAX_SIDE_CM} cm.",
+        "PARCEL_TOO_HEAVY": f"The parcel weighs more than {validation.MAX_WEIGHT_GRAMS:,} grams.",
+        "PARCEL_TOO_LARGE": f"A side of the parcel is longer than {validation.MAX_SIDE_CM} cm.",
         "IDEMPOTENCY_CONFLICT": "The idempotency key was already used with different "
         "input or for another mutation.",
         "TOO_MANY_INPUTS": "More inputs than one call accepts (bookDeliveries: 250).",

@@ -7,24 +7,20 @@ simulate execution to test integrations. Every mutation takes an optional idempo
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
-from sqlmodel import Session
 
-from services.api import idempotency
-from services.api.deliveries import lifecycle, service
-from services.api.deliveries.errors import UserErrorCode as Code
-from services.api.deliveries.errors import UserErrors
 from services.api.graphql.context import Context, context_of
 from services.api.graphql.deliveries import Delivery, RecipientInput, TimeWindowInput
 from services.api.graphql.enums import describe_values
 from services.api.graphql.errors import UserError
 from services.api.graphql.permissions import Operator, WriteDeliveries
-from services.core.models import Delivery as DeliveryRow
+from services.core import idempotency
+from services.core.errors import UserErrors
+from services.deliveries import lifecycle, validation
 
 FailureReason = describe_values(
     strawberry.enum(
@@ -98,7 +94,7 @@ class RescheduleDeliveryInput:
     id: strawberry.ID = strawberry.field(description=_ID)
     date: date | None = strawberry.field(
         default=None,
-        description=f"New day, today to {service.BOOKING_HORIZON_DAYS} days ahead in the "
+        description=f"New day, today to {validation.BOOKING_HORIZON_DAYS} days ahead in the "
         "area's time zone; default: the "
         "day of `timeWindow` if given, else the next day.",
     )
@@ -173,54 +169,47 @@ class DeliveryPayload:
     )
 
 
-Change = Callable[[Session, DeliveryRow, datetime], DeliveryRow]
-
-
 def _apply(
     info: strawberry.Info,
     operation: str,
     input: Any,
-    change: Change,
+    action: lifecycle.Change,
     *,
     as_operator: bool = False,
-    sandbox_only: bool = False,
 ) -> DeliveryPayload:
-    """Load, change and answer, inside a savepoint and under the input's idempotency key.
-
-    The key is claimed first, inside the savepoint, so a rejected change releases it.
-    """
+    """Change one delivery for the caller, under the input's idempotency key."""
     ctx: Context = context_of(info)
-    principal = f"client:{ctx.token.client_id}" if as_operator else ctx.tenant_id
-    key: str | None = input.idempotency_key
     try:
-        with ctx.session.begin_nested():
-            if key is not None:
-                digest = idempotency.fingerprint(operation, strawberry.asdict(input))
-                result = {"delivery_id": str(input.id)}
-                earlier = idempotency.replay(
-                    ctx.session, principal, key, operation, digest
-                ) or idempotency.claim(ctx.session, principal, key, operation, digest, result)
-                if earlier is not None:
-                    return _replayed(ctx.session, earlier["delivery_id"])
-            row = lifecycle.load(
-                ctx.session,
-                str(input.id),
-                None if as_operator else ctx.tenant_id,
-                sandbox=True if sandbox_only else None,
-            )
-            if not as_operator and not sandbox_only and row.sandbox != ctx.token.sandbox:
-                raise lifecycle.not_found(str(input.id))
-            change(ctx.session, row, ctx.now)
-    except UserErrors as rejected:
-        return DeliveryPayload(
-            delivery=None, user_errors=[UserError.from_domain(e) for e in rejected.errors]
+        row = lifecycle.change(
+            ctx.session,
+            _actor(ctx, as_operator),
+            str(input.id),
+            ctx.now,
+            action,
+            operation=operation,
+            idempotency_key=input.idempotency_key,
+            request=strawberry.asdict(input),
         )
+    except UserErrors as rejected:
+        return _rejected(rejected)
     return DeliveryPayload(delivery=Delivery.from_row(row), user_errors=[])
 
 
-def _replayed(session: Session, delivery_id: str) -> DeliveryPayload:
-    row = session.get(DeliveryRow, delivery_id)
-    return DeliveryPayload(delivery=Delivery.from_row(row) if row else None, user_errors=[])
+def _actor(ctx: Context, as_operator: bool) -> lifecycle.Actor:
+    """The operator acts on every delivery; a merchant on its own, in its token's mode."""
+    if as_operator:
+        return lifecycle.Actor(
+            principal=f"client:{ctx.token.client_id}", tenant_id=None, sandbox=None
+        )
+    return lifecycle.Actor(
+        principal=ctx.tenant_id, tenant_id=ctx.tenant_id, sandbox=ctx.token.sandbox
+    )
+
+
+def _rejected(rejected: UserErrors) -> DeliveryPayload:
+    return DeliveryPayload(
+        delivery=None, user_errors=[UserError.from_domain(e) for e in rejected.errors]
+    )
 
 
 def _location(value: LocationInput | None) -> lifecycle.Location | None:
@@ -279,7 +268,7 @@ class LifecycleMutations:
             strawberry.argument(description="The delivery and its corrected recipient."),
         ],
     ) -> DeliveryPayload:
-        recipient = service.Recipient(
+        recipient = validation.Recipient(
             name=input.recipient.name, phone=input.recipient.phone, email=input.recipient.email
         )
         return _apply(
@@ -395,17 +384,10 @@ class LifecycleMutations:
             strawberry.argument(description="The sandbox delivery and its outcome."),
         ],
     ) -> DeliveryPayload:
-        if not context_of(info).token.sandbox:
-            return DeliveryPayload(
-                delivery=None,
-                user_errors=[
-                    UserError(
-                        field=["id"],
-                        message="Simulation needs sandbox (test-mode) credentials.",
-                        code=Code.NOT_SANDBOX,
-                    )
-                ],
-            )
+        try:
+            lifecycle.require_sandbox(_actor(context_of(info), as_operator=False))
+        except UserErrors as rejected:
+            return _rejected(rejected)
         outcome = lifecycle.DeliveryStatus(input.outcome.name)  # names are the values
         reason = input.failure_reason or lifecycle.FailureReason.RECIPIENT_ABSENT
         return _apply(
@@ -413,5 +395,4 @@ class LifecycleMutations:
             "simulateDelivery",
             input,
             lambda session, row, now: lifecycle.simulate(session, row, now, outcome, reason),
-            sandbox_only=True,
         )

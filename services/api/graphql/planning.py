@@ -8,13 +8,13 @@ from typing import Annotated
 import strawberry
 from sqlmodel import col, select
 
-from services.api.deliveries.errors import UserErrorCode as Code
 from services.api.graphql.context import context_of
 from services.api.graphql.enums import describe_values
 from services.api.graphql.errors import UserError
 from services.api.graphql.permissions import Operator
 from services.core import areas
 from services.core.db import on_commit
+from services.core.errors import UserErrorCode as Code
 from services.core.models import PlanRun as PlanRunRow
 from services.core.models import PlanRunStatus as DomainPlanRunStatus
 from services.core.models import ServiceArea

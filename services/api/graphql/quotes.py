@@ -7,14 +7,15 @@ from typing import Annotated
 
 import strawberry
 
-from services.api.deliveries import quotes, service
-from services.api.deliveries.errors import UserErrors
 from services.api.graphql.context import context_of
 from services.api.graphql.deliveries import DropoffInput, ParcelInput, TimeWindow
 from services.api.graphql.errors import UserError
 from services.api.graphql.permissions import WriteDeliveries
-from services.billing.money import currency_for, format_amount, from_minor
+from services.billing.quoting import marginal_price
+from services.core.errors import UserErrors
 from services.core.models import Quote as QuoteRow
+from services.core.money import currency_for, format_amount, from_minor
+from services.deliveries import quotes, validation
 
 
 @strawberry.type(description="An amount of money in a currency.")
@@ -69,7 +70,7 @@ class CreateQuoteInput:
     parcel: ParcelInput = strawberry.field(description="What goes.")
     date: date | None = strawberry.field(
         default=None,
-        description=f"Delivery day, today to {service.BOOKING_HORIZON_DAYS} days ahead in the "
+        description=f"Delivery day, today to {validation.BOOKING_HORIZON_DAYS} days ahead in the "
         "area's time zone; default: "
         "the next day.",
     )
@@ -103,8 +104,8 @@ class QuoteMutations:
         ctx = context_of(info)
         request = quotes.QuoteRequest(
             service_area=input.service_area,
-            dropoff=service.Dropoff(lat=input.dropoff.lat, lng=input.dropoff.lng),
-            parcel=service.Parcel(
+            dropoff=validation.Dropoff(lat=input.dropoff.lat, lng=input.dropoff.lng),
+            parcel=validation.Parcel(
                 weight_grams=input.parcel.weight_grams,
                 length_cm=input.parcel.length_cm,
                 width_cm=input.parcel.width_cm,
@@ -113,7 +114,7 @@ class QuoteMutations:
             date=input.date,
         )
         try:
-            row = quotes.create_quote(ctx.session, ctx.tenant_id, request, ctx.now)
+            row = quotes.create_quote(ctx.session, ctx.tenant_id, request, ctx.now, marginal_price)
         except UserErrors as rejected:
             return CreateQuotePayload(
                 quote=None, user_errors=[UserError.from_domain(e) for e in rejected.errors]

@@ -27,9 +27,10 @@ from strawberry.types.base import get_object_definition
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from services.api.auth import bearer_token
 from services.api.graphiql import local_assets
 from services.api.graphql.billing import BillingQueries
-from services.api.graphql.context import Context, bearer_token, get_context
+from services.api.graphql.context import Context, get_context
 from services.api.graphql.cost import QueryLimits
 from services.api.graphql.deliveries import DeliveryMutations, DeliveryQueries
 from services.api.graphql.lifecycle import LifecycleMutations
@@ -40,12 +41,8 @@ from services.api.graphql.text import NUL_REFUSED, NoNulInStrings, may_hold_nul,
 from services.api.graphql.throttle import QueryCost
 from services.api.graphql.webhooks import WebhookMutations, WebhookQueries
 from services.core.ids import new_id
-from services.core.usage import (
-    Usage,
-    defer_usage,
-    forget_deferred_usage,
-    record_deferred_usage,
-)
+from services.core.meters import Usage
+from services.core.usage import defer_usage, forget_deferred_usage, record_deferred_usage
 
 
 class RequestTransaction(SchemaExtension):

@@ -14,13 +14,12 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from sqlmodel import col, select
 
 from services.api.graphql.context import context_of
 from services.api.graphql.deliveries import DeliveryStatus, Location
 from services.api.graphql.permissions import ReadDeliveries
 from services.core.db import for_tenant, transaction
-from services.core.models import Delivery, DeliveryEvent
+from services.deliveries import repository
 
 POLL_SECONDS = 1.0
 BATCH = 100
@@ -53,17 +52,9 @@ def _after(
 ) -> tuple[str, list[DeliveryUpdate]]:
     """The next updates after event `last_id`, and the id of the last one returned."""
     with transaction() as session:
-        for_tenant(session, tenant_id)
-        statement = (
-            select(DeliveryEvent, Delivery)
-            .join(Delivery, col(Delivery.id) == col(DeliveryEvent.delivery_id))
-            .where(DeliveryEvent.tenant_id == tenant_id, col(DeliveryEvent.id) > last_id)
-            .order_by(col(DeliveryEvent.id))
-            .limit(BATCH)
+        rows = repository.events_after(
+            for_tenant(session, tenant_id), tenant_id, last_id, delivery_id, BATCH
         )
-        if delivery_id is not None:
-            statement = statement.where(DeliveryEvent.delivery_id == delivery_id)
-        rows = session.exec(statement).all()
     updates = [
         DeliveryUpdate(
             delivery_id=strawberry.ID(event.delivery_id),
@@ -82,13 +73,7 @@ def _after(
 
 def _newest(tenant_id: str) -> str:
     with transaction() as session:
-        for_tenant(session, tenant_id)
-        newest = session.exec(
-            select(DeliveryEvent.id)
-            .where(DeliveryEvent.tenant_id == tenant_id)
-            .order_by(col(DeliveryEvent.id).desc())
-            .limit(1)
-        ).first()
+        newest = repository.newest_event_id(for_tenant(session, tenant_id), tenant_id)
     return newest or ""
 
 

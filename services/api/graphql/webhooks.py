@@ -14,15 +14,15 @@ import strawberry
 from sqlmodel import Session
 from strawberry.scalars import JSON
 
-from services.api.deliveries.errors import UserErrors
 from services.api.graphql.context import context_of
 from services.api.graphql.enums import describe_values
 from services.api.graphql.errors import UserError
 from services.api.graphql.permissions import ReadDeliveries, WriteDeliveries
 from services.api.graphql.relay import PageInfo, decode_cursor, encode_cursor, page_size
-from services.api.webhooks import service
-from services.api.webhooks.events import EVENT_TYPES
 from services.core import models
+from services.core.errors import UserErrors
+from services.webhooks import service
+from services.webhooks.events import EVENT_TYPES
 
 WebhookMessageStatus = describe_values(
     strawberry.enum(

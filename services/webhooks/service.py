@@ -13,17 +13,17 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select, update
 
-from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
-from services.api.webhooks import targets
-from services.api.webhooks.dispatch import deliver_after_commit
-from services.api.webhooks.events import EVENT_TYPES, is_known
-from services.api.webhooks.signing import new_secret
+from services.core.errors import UserError, UserErrorCode, UserErrors
 from services.core.models import (
     WebhookAttempt,
     WebhookEndpoint,
     WebhookMessage,
     WebhookMessageStatus,
 )
+from services.webhooks import targets
+from services.webhooks.dispatch import deliver_after_commit
+from services.webhooks.events import EVENT_TYPES, is_known
+from services.webhooks.signing import new_secret
 
 MAX_URL_LENGTH = 2048
 # Plain http is accepted only where a merchant develops locally; everything else is https.

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.billing.money import (
+from services.core.money import (
     CURRENCIES,
     currency_for,
     format_amount,

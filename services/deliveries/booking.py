@@ -1,71 +1,47 @@
-"""Booking deliveries: validation, idempotency, and everything a booking writes.
+"""Booking deliveries: idempotency, and everything a booking writes.
 
 A booking writes, in one transaction: the delivery, its first tracking event, the
-usage events it is billed by, and an outbox event announcing it.
+usage events it is billed by, and an outbox event announcing it. What its input must
+satisfy is `validation`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Table
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from services.api import idempotency
-from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
-from services.billing.money import currency_for, from_minor
-from services.core import areas
+from services.core import idempotency
 from services.core.db import insert_rows
+from services.core.errors import UserErrorCode, UserErrors
 from services.core.ids import new_id
+from services.core.meters import Usage, booking_usage
 from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, Quote, ServiceArea
+from services.core.money import currency_for, from_minor
 from services.core.outbox import emit_all
-from services.core.usage import Usage, record_usage
-
-MAX_WEIGHT_GRAMS = 30_000  # one person can carry it to a door
-MAX_SIDE_CM = 150
-MIN_WINDOW = timedelta(minutes=30)
-BOOKING_HORIZON_DAYS = 60
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,20}$")
+from services.core.usage import record_usage
+from services.deliveries import repository
+from services.deliveries.validation import (
+    Dropoff,
+    Parcel,
+    Problems,
+    Recipient,
+    check_contact,
+    check_place,
+    check_reference,
+    check_schedule,
+)
 
 _OP = "bookDelivery"
 # json.dumps(sort_keys=True, default=str), without building an encoder per call.
 _FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, default=str)
 _DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
 _DELIVERY_EVENT: Table = DeliveryEvent.__table__  # type: ignore[attr-defined]
-Reject = Callable[[tuple[str, ...], str, UserErrorCode], None]
-
-
-@dataclass(frozen=True)
-class Dropoff:
-    lat: float
-    lng: float
-    line1: str | None = None
-    city: str | None = None
-    postal_code: str | None = None
-    country: str | None = None
-
-
-@dataclass(frozen=True)
-class Recipient:
-    name: str
-    phone: str | None = None
-    email: str | None = None
-
-
-@dataclass(frozen=True)
-class Parcel:
-    weight_grams: int
-    length_cm: int | None = None
-    width_cm: int | None = None
-    height_cm: int | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +138,7 @@ def book_many(
         tenant_id,
         sorted({b.request.idempotency_key for b in bookings if b.request.idempotency_key} - won),
     )
-    replayed = _load(
+    replayed = repository.by_ids(
         session,
         {
             str(record.result["delivery_id"])
@@ -298,14 +274,6 @@ def _same_input(first: str | None, later: str | None) -> None:
         raise idempotency.conflict()
 
 
-def _load(session: Session, ids: set[str]) -> dict[str, Delivery]:
-    """Deliveries booked by earlier requests, by id (deliveries are never deleted)."""
-    if not ids:
-        return {}
-    rows = session.exec(select(Delivery).where(col(Delivery.id).in_(ids))).all()
-    return {row.id: row for row in rows}
-
-
 def _write(
     session: Session, tenant_id: str, bookings: list[_Booking], now: datetime, sandbox: bool
 ) -> None:
@@ -402,201 +370,27 @@ def _check_quote(
 def _booking_usage(row: dict[str, Any], area: ServiceArea, quote: Quote | None) -> list[Usage]:
     """Metered as the plan prices bookings, or at exactly the quoted price (`row`: the
     new delivery's)."""
-    recipient = row["recipient_phone"] or row["recipient_email"] or row["recipient_name"]
-    recipient_key = hashlib.sha256(recipient.strip().lower().encode()).hexdigest()[:32]
-    delivery_id, tenant_id, at, area_code = (
+    return booking_usage(
         row["id"],
         row["tenant_id"],
         row["created_at"],
         area.code,
+        row["weight_grams"],
+        row["recipient_phone"] or row["recipient_email"] or row["recipient_name"],
+        from_minor(quote.price_minor, currency_for(quote.currency)) if quote else None,
     )
-
-    def usage(suffix: str, meter: str, quantity: Decimal, key: str | None = None) -> Usage:
-        return Usage(f"{delivery_id}:{suffix}", tenant_id, meter, quantity, at, key, area_code)
-
-    reached = usage("recipient", "active_recipients", Decimal(1), key=recipient_key)
-    if quote is not None:
-        price = from_minor(quote.price_minor, currency_for(quote.currency))
-        return [usage("quoted", "quoted_amount", price), reached]
-    return [
-        usage("booked", "deliveries", Decimal(1)),
-        usage("parcel_kg", "parcel_kg", Decimal(row["weight_grams"]) / 1000),
-        reached,
-    ]
 
 
 def _validate(
     session: Session, request: BookingRequest, now: datetime
 ) -> tuple[ServiceArea, date, tuple[datetime, datetime]]:
     """Check everything, collecting every problem, so one round trip shows them all."""
-    errors: list[UserError] = []
-
-    def reject(field: tuple[str, ...], message: str, code: UserErrorCode) -> None:
-        errors.append(UserError(field, message, code))
-
-    if not request.reference.strip():
-        reject(("reference",), "Reference must not be blank.", UserErrorCode.REQUIRED)
-    elif len(request.reference) > 128:
-        reject(("reference",), "Reference is longer than 128 characters.", UserErrorCode.TOO_LONG)
-    _validate_contact(request.recipient, reject)
-    area = _validate_place(session, request.service_area, request.dropoff, request.parcel, reject)
+    problems = Problems()
+    check_reference(request.reference, problems)
+    check_contact(request.recipient, problems)
+    area = check_place(session, request.service_area, request.dropoff, request.parcel, problems)
     if area is None:
-        raise UserErrors(errors)
-    day, window = _validate_schedule(area, request.date, request.time_window, now, reject)
-    if errors:
-        raise UserErrors(errors)
+        raise UserErrors(problems.errors)
+    day, window = check_schedule(area, request.date, request.time_window, now, problems)
+    problems.raise_any()
     return area, day, window
-
-
-def validate_shipment(
-    session: Session,
-    area_code: str,
-    dropoff: Dropoff,
-    parcel: Parcel,
-    day: date | None,
-    now: datetime,
-) -> tuple[ServiceArea, date]:
-    """The area and day of a parcel to a drop-off (for quotes), or UserErrors."""
-    errors: list[UserError] = []
-
-    def reject(field: tuple[str, ...], message: str, code: UserErrorCode) -> None:
-        errors.append(UserError(field, message, code))
-
-    area = _validate_place(session, area_code, dropoff, parcel, reject)
-    if area is None:
-        raise UserErrors(errors)
-    resolved, _ = _validate_schedule(area, day, None, now, reject)
-    if errors:
-        raise UserErrors(errors)
-    return area, resolved
-
-
-def _validate_place(
-    session: Session, area_code: str, dropoff: Dropoff, parcel: Parcel, reject: Reject
-) -> ServiceArea | None:
-    """The parcel, the drop-off and its area; None when the area does not exist."""
-    _validate_parcel(parcel, reject)
-    if not (-90 <= dropoff.lat <= 90 and -180 <= dropoff.lng <= 180):
-        reject(("dropoff",), "Coordinates are not on Earth.", UserErrorCode.INVALID)
-        dropoff = Dropoff(lat=0.0, lng=0.0)
-    area = areas.shared_area(session, area_code)
-    if area is None:
-        reject(
-            ("serviceArea",),
-            f"No service area has the code {area_code!r}.",
-            UserErrorCode.SERVICE_AREA_NOT_FOUND,
-        )
-        return None
-    if not areas.contains(area, dropoff.lat, dropoff.lng):
-        reject(
-            ("dropoff",),
-            f"The drop-off is outside service area {area.code!r}.",
-            UserErrorCode.OUTSIDE_SERVICE_AREA,
-        )
-    return area
-
-
-def _validate_schedule(
-    area: ServiceArea,
-    requested_day: date | None,
-    time_window: tuple[datetime, datetime] | None,
-    now: datetime,
-    reject: Reject,
-) -> tuple[date, tuple[datetime, datetime]]:
-    """Resolve the delivery day and window, defaulting to the whole delivery day tomorrow."""
-    today = areas.local_day_of(area, now)
-    if requested_day is not None:
-        day = requested_day
-    elif time_window is not None:
-        day = areas.local_day_of(area, time_window[0])
-    else:
-        day = areas.next_delivery_date(area, now)
-    last = today + timedelta(days=BOOKING_HORIZON_DAYS)
-    if not today <= day <= last:
-        reject(
-            ("date",),
-            f"Deliveries can be booked from {today} to {last} (local time in {area.code!r}).",
-            UserErrorCode.DATE_NOT_BOOKABLE,
-        )
-    opens, closes = areas.delivery_day(area, day)
-    if time_window is None:
-        return day, (opens, closes)
-    start, end = time_window
-    if start.tzinfo is None or end.tzinfo is None:
-        reject(("timeWindow",), "Times must carry a UTC offset.", UserErrorCode.INVALID_TIME_WINDOW)
-        return day, (opens, closes)
-    if end - start < MIN_WINDOW:
-        reject(
-            ("timeWindow",),
-            "The window must end at least 30 minutes after it starts.",
-            UserErrorCode.INVALID_TIME_WINDOW,
-        )
-    elif start < opens or end > closes:
-        reject(
-            ("timeWindow",),
-            f"The window must lie within {area.code!r}'s delivery hours on {day}: "
-            f"{opens.isoformat()} to {closes.isoformat()}.",
-            UserErrorCode.TIME_WINDOW_OUTSIDE_SERVICE_HOURS,
-        )
-    elif end <= now:
-        reject(("timeWindow",), "The window is in the past.", UserErrorCode.INVALID_TIME_WINDOW)
-    return day, (start, end)
-
-
-def validate_schedule(
-    area: ServiceArea, request: BookingRequest, now: datetime
-) -> tuple[date, tuple[datetime, datetime]]:
-    """The day and UTC window a request asks for, or UserErrors saying why it cannot have them."""
-    errors: list[UserError] = []
-    day, (start, end) = _validate_schedule(
-        area,
-        request.date,
-        request.time_window,
-        now,
-        lambda *error: errors.append(UserError(*error)),
-    )
-    if errors:
-        raise UserErrors(errors)
-    return day, (start.astimezone(UTC), end.astimezone(UTC))
-
-
-def validate_recipient(recipient: Recipient) -> None:
-    errors: list[UserError] = []
-    _validate_contact(recipient, lambda *error: errors.append(UserError(*error)))
-    if errors:
-        raise UserErrors(errors)
-
-
-def _validate_contact(recipient: Recipient, reject: Reject) -> None:
-    if not recipient.name.strip():
-        reject(("recipient", "name"), "Recipient name must not be blank.", UserErrorCode.REQUIRED)
-    if recipient.email is not None and not _EMAIL.match(recipient.email):
-        reject(("recipient", "email"), "Not an email address.", UserErrorCode.INVALID)
-    if recipient.phone is not None and not _PHONE.match(recipient.phone):
-        reject(("recipient", "phone"), "Not a phone number.", UserErrorCode.INVALID)
-
-
-def _validate_parcel(parcel: Parcel, reject: Reject) -> None:
-    if parcel.weight_grams <= 0:
-        reject(("parcel", "weightGrams"), "Weight must be positive.", UserErrorCode.INVALID)
-    elif parcel.weight_grams > MAX_WEIGHT_GRAMS:
-        reject(
-            ("parcel", "weightGrams"),
-            f"Parcels weigh at most {MAX_WEIGHT_GRAMS} g.",
-            UserErrorCode.PARCEL_TOO_HEAVY,
-        )
-    for name, side in (
-        ("lengthCm", parcel.length_cm),
-        ("widthCm", parcel.width_cm),
-        ("heightCm", parcel.height_cm),
-    ):
-        if side is None:
-            continue
-        if side <= 0:
-            reject(("parcel", name), "Dimensions must be positive.", UserErrorCode.INVALID)
-        elif side > MAX_SIDE_CM:
-            reject(
-                ("parcel", name),
-                f"No side may exceed {MAX_SIDE_CM} cm.",
-                UserErrorCode.PARCEL_TOO_LARGE,
-            )

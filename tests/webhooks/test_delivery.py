@@ -16,15 +16,12 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlmodel import Session, col, select
 
-from services.api.deliveries.errors import UserErrors
-from services.api.webhooks import delivery, dispatch, service, targets, tasks
-from services.api.webhooks.signing import verify
 from services.core.db import transaction, utcnow
+from services.core.errors import UserErrors
 from services.core.models import (
     OutboxEvent,
     Tenant,
@@ -35,7 +32,10 @@ from services.core.models import (
 )
 from services.core.outbox import emit
 from services.core.settings import get_settings
+from services.webhooks import delivery, dispatch, service, targets, tasks
+from services.webhooks.signing import verify
 from tests.factories import worker_on_own_queue
+from tests.webhooks.receiver import Receiver
 
 START = utcnow().replace(microsecond=0)  # fake clocks start here; real ones run on
 
@@ -49,41 +49,6 @@ class Clock:
 
     def advance(self, by: timedelta) -> None:
         self.now += by
-
-
-class Receiver:
-    """Answers `status` to the first `failures` requests, then 200; records every request."""
-
-    def __init__(self, failures: int = 0, status: int = 500, delay: float = 0.0):
-        self.failures = failures
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                time.sleep(delay)
-                with lock:
-                    receiver.requests.append((dict(self.headers.items()), body))
-                    failing = receiver.failures > 0
-                    receiver.failures -= failing
-                answer = b"down for maintenance" if failing else b"thanks"
-                self.send_response(status if failing else 200)
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -462,7 +427,7 @@ def test_a_public_address_passes_the_guard(guarded):
 
 
 def test_history_past_its_retention_is_pruned_and_open_messages_never(tenants, receiver):
-    from services.api.webhooks import retention
+    from services.webhooks import retention
 
     acme, _ = tenants
     hook = receiver()

@@ -4,9 +4,9 @@ A quote is held for QUOTE_TTL. Booking with it honours its price exactly: the bo
 is metered as `quoted_amount` (the quoted price) instead of by the plan's per-delivery
 and per-kilogram charges.
 
-Price: the marginal price under the merchant's plan this month, i.e. what the
-`deliveries` and `parcel_kg` lines would grow by with this parcel (tiers and free
-units included; the minimum commitment is left out, it is not a per-delivery price).
+Price: what the parcel adds to the merchant's invoice, as billing computes it
+(`Pricer`: `services.billing.quoting.marginal_price`, handed in by the API, so the
+delivery domain holds no billing rules).
 
 Windows: two-hour slots of the delivery day. A slot is open while the deliveries
 already booked or planned there (each spread evenly over its own window) leave room
@@ -16,41 +16,39 @@ that overlaps the slot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from services.api.deliveries import service
-from services.api.deliveries.errors import UserErrorCode, UserErrors
-from services.billing.invoicing import period_of, preview
-from services.billing.money import to_minor
-from services.billing.plans import parsed_plan, plans_for_period
-from services.billing.pricing import price_line
 from services.core import areas
-from services.core.db import across_tenants
-from services.core.models import Delivery, DeliveryStatus, Quote, ServiceArea, Shift
+from services.core.models import Quote, ServiceArea
+from services.deliveries import repository
+from services.deliveries.validation import Dropoff, Parcel, validate_shipment
 
 QUOTE_TTL = timedelta(minutes=15)
 SLOT = timedelta(hours=2)
 STOPS_PER_VAN_HOUR = 6
-PRICED_METERS = {"deliveries": Decimal(1), "parcel_kg": None}  # None: the parcel's weight
+Pricer = Callable[[Session, str, int, datetime], tuple[int, str]]
+"""(session, tenant, parcel grams, now) -> what it adds to the invoice: minor units, currency."""
 
 
 @dataclass(frozen=True)
 class QuoteRequest:
     service_area: str
-    dropoff: service.Dropoff
-    parcel: service.Parcel
+    dropoff: Dropoff
+    parcel: Parcel
     date: date | None = None
 
 
-def create_quote(session: Session, tenant_id: str, request: QuoteRequest, now: datetime) -> Quote:
-    area, day = service.validate_shipment(
+def create_quote(
+    session: Session, tenant_id: str, request: QuoteRequest, now: datetime, price_of: Pricer
+) -> Quote:
+    area, day = validate_shipment(
         session, request.service_area, request.dropoff, request.parcel, request.date, now
     )
-    price, currency = marginal_price(session, tenant_id, request.parcel.weight_grams, now)
+    price, currency = price_of(session, tenant_id, request.parcel.weight_grams, now)
     quote = Quote(
         tenant_id=tenant_id,
         area_id=area.id,
@@ -68,31 +66,6 @@ def create_quote(session: Session, tenant_id: str, request: QuoteRequest, now: d
     return quote
 
 
-def marginal_price(
-    session: Session, tenant_id: str, weight_grams: int, now: datetime
-) -> tuple[int, str]:
-    """What this parcel adds to the merchant's invoice this month, in minor units."""
-    plan_row = plans_for_period(session, period_of(now), [tenant_id]).get(tenant_id)
-    plan = parsed_plan(plan_row) if plan_row else None
-    if plan is None or plan.charge_for("quoted_amount") is None:
-        raise UserErrors.one(
-            ("serviceArea",), "Your price plan does not offer quotes.", UserErrorCode.INVALID
-        )
-    current = preview(session, tenant_id, now)
-    so_far = {line.meter: line.quantity for line in current[1].lines} if current else {}
-    added = Decimal(0)
-    for meter, step in PRICED_METERS.items():
-        charge = plan.charge_for(meter)
-        if charge is None:
-            continue
-        quantity = so_far.get(meter, Decimal(0))
-        extra = step if step is not None else Decimal(weight_grams) / 1000
-        before = price_line(charge, quantity, plan.currency).amount
-        after = price_line(charge, quantity + extra, plan.currency).amount
-        added += after - before
-    return to_minor(added, plan.currency), plan.currency.code
-
-
 def open_windows(
     session: Session, area: ServiceArea, day: date, now: datetime
 ) -> list[tuple[datetime, datetime]]:
@@ -103,16 +76,8 @@ def open_windows(
     while start + SLOT <= closes:
         slots.append((start.astimezone(UTC), (start + SLOT).astimezone(UTC)))
         start += SLOT
-    with across_tenants(session):  # every merchant's bookings fill the vans
-        booked = session.exec(
-            select(Delivery.window_start, Delivery.window_end).where(
-                Delivery.area_id == area.id,
-                Delivery.date == day,
-                col(Delivery.status).in_([DeliveryStatus.BOOKED, DeliveryStatus.PLANNED]),
-                col(Delivery.sandbox).is_(False),
-            )
-        ).all()
-    shifts = session.exec(select(Shift).where(Shift.area_id == area.id)).all()
+    booked = repository.open_windows_of_day(session, area.id, day)
+    shifts = areas.shifts_of(session, area.id)
     midnight = areas.local_midnight(area, day)
     open_slots = []
     for slot_start, slot_end in slots:

@@ -24,8 +24,8 @@ from sqlalchemy import Insert, Row, delete, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
-from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
 from services.core.db import driver_cursor, json_document, utcnow
+from services.core.errors import UserError, UserErrorCode, UserErrors
 from services.core.models import IdempotencyRecord
 
 RETENTION = timedelta(days=7)

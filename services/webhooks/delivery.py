@@ -26,9 +26,6 @@ from datetime import datetime, timedelta
 import httpx
 from sqlmodel import Session, col, select, update
 
-from services.api.webhooks import targets
-from services.api.webhooks.service import OPEN_STATUSES, abandon_open_messages
-from services.api.webhooks.signing import signature_header
 from services.core.db import transaction, utcnow
 from services.core.models import (
     WebhookAttempt,
@@ -36,6 +33,9 @@ from services.core.models import (
     WebhookMessage,
     WebhookMessageStatus,
 )
+from services.webhooks import targets
+from services.webhooks.service import OPEN_STATUSES, abandon_open_messages
+from services.webhooks.signing import signature_header
 
 # Waits after the 1st, 2nd, ... failed attempt: ten attempts over a little more than
 # three days, so a receiver that is down over a weekend still gets its events.

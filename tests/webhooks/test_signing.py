@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.api.webhooks.delivery import signing_secrets
-from services.api.webhooks.signing import (
+from services.core.models import WebhookEndpoint
+from services.webhooks.delivery import signing_secrets
+from services.webhooks.signing import (
     WebhookVerificationError,
     new_secret,
     sign,
     signature_header,
     verify,
 )
-from services.core.models import WebhookEndpoint
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 MSG_ID = "msg_2c8fhq0000000000000000000"

@@ -5,19 +5,23 @@
       └──── cancel ─────┴──► CANCELLED             └──► FAILED ──► BOOKED (re-attempt, next day)
                                                                └──► RETURNED (after MAX_ATTEMPTS)
 
-Every change locks the delivery row, writes a tracking event, the usage it is billed
-by and an outbox event, all in the caller's transaction. A change that is not allowed
-from the current status is a userError (INVALID_TRANSITION) and writes nothing.
+This module is the one place a delivery's status changes, the planner's BOOKED to
+PLANNED included (`plan`): every change writes the delivery, a tracking event, the
+usage it is billed by and an outbox event, all in the caller's transaction. A change
+that is not allowed from the current status is a userError (INVALID_TRANSITION) and
+writes nothing. Changes asked for through the API go through `change`, which finds the
+delivery for the caller and honours the request's idempotency key.
 
-Usage follows billing's table (services/billing/metering.py): DELIVERED, FAILED (per
-attempt) and CANCELLED each record their event. Charge policy per status: the booking
-itself is billed when booked; a cancellation while BOOKED costs nothing more, while one
-once PLANNED (a van's route already counts on it) also records `late_cancellations`,
-which plans price.
+Usage follows the table in services/core/meters.py: PLANNED records the delivery's
+share of its route's km; DELIVERED, FAILED (per attempt) and CANCELLED each record their
+event. Charge policy per status: the booking itself is billed when booked; a
+cancellation while BOOKED costs nothing more, while one once PLANNED (a van's route
+already counts on it) also records `late_cancellations`, which plans price.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -26,10 +30,16 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from services.api.deliveries import service
-from services.api.deliveries.errors import UserError, UserErrorCode, UserErrors
-from services.billing.metering import usage_for_status_change
-from services.core import areas
+from services.core import areas, idempotency
+from services.core.errors import UserError, UserErrorCode, UserErrors
+from services.core.meters import (
+    Usage,
+    cancelled_usage,
+    delivered_usage,
+    failed_attempt_usage,
+    late_cancellation_usage,
+    route_km_usage,
+)
 from services.core.models import (
     Delivery,
     DeliveryEvent,
@@ -39,7 +49,8 @@ from services.core.models import (
     Stop,
 )
 from services.core.outbox import emit
-from services.core.usage import Usage, record_usage
+from services.core.usage import record_usage
+from services.deliveries import repository, validation
 
 MAX_ATTEMPTS = 3
 
@@ -79,22 +90,72 @@ class Proof:
     pin: str | None = None
 
 
-def load(
-    session: Session, delivery_id: str, tenant_id: str | None, sandbox: bool | None = None
-) -> Delivery:
-    """Lock and return a delivery; another tenant's delivery is NOT_FOUND, like a missing one.
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for a change through the API.
 
-    `tenant_id` None is the operator, who acts on any tenant's deliveries.
+    A merchant acts on its tenant's deliveries of its own mode (live or sandbox); the
+    operator (`tenant_id` None, `sandbox` None) on every delivery. Idempotency keys
+    belong to `principal`.
     """
-    statement = select(Delivery).where(Delivery.id == delivery_id).with_for_update()
-    if tenant_id is not None:
-        statement = statement.where(Delivery.tenant_id == tenant_id)
-    if sandbox is not None:
-        statement = statement.where(Delivery.sandbox == sandbox)
-    delivery = session.exec(statement).first()
-    if delivery is None:
-        raise not_found(delivery_id)
-    return delivery
+
+    principal: str
+    tenant_id: str | None
+    sandbox: bool | None
+
+
+Change = Callable[[Session, Delivery, datetime], Delivery]
+
+
+def change(
+    session: Session,
+    actor: Actor,
+    delivery_id: str,
+    now: datetime,
+    action: Change,
+    *,
+    operation: str,
+    idempotency_key: str | None,
+    request: Any,
+) -> Delivery:
+    """Apply `action` to the actor's delivery, once per idempotency key.
+
+    Runs in a savepoint: a rejected change (UserErrors) writes nothing and releases
+    the key. The key is claimed first; a retry with the same key and `request` gets
+    the delivery as the first request left it, other input IDEMPOTENCY_CONFLICT.
+    """
+    with session.begin_nested():
+        if idempotency_key is not None:
+            digest = idempotency.fingerprint(operation, request)
+            earlier = idempotency.replay(
+                session, actor.principal, idempotency_key, operation, digest
+            ) or idempotency.claim(
+                session,
+                actor.principal,
+                idempotency_key,
+                operation,
+                digest,
+                {"delivery_id": delivery_id},
+            )
+            if earlier is not None:
+                replayed = repository.get(session, actor.tenant_id, earlier["delivery_id"])
+                if replayed is None:
+                    raise not_found(earlier["delivery_id"])
+                return replayed
+        delivery = repository.lock(session, actor.tenant_id, delivery_id, actor.sandbox)
+        if delivery is None:
+            raise not_found(delivery_id)
+        return action(session, delivery, now)
+
+
+def require_sandbox(actor: Actor) -> None:
+    """Simulation is for test-mode credentials only."""
+    if not actor.sandbox:
+        raise UserErrors.one(
+            ("id",),
+            "Simulation needs sandbox (test-mode) credentials.",
+            UserErrorCode.NOT_SANDBOX,
+        )
 
 
 def not_found(delivery_id: str) -> UserErrors:
@@ -104,16 +165,11 @@ def not_found(delivery_id: str) -> UserErrors:
 
 def cancel(session: Session, delivery: Delivery, now: datetime, reason: str | None) -> Delivery:
     was = _require(delivery, S.CANCELLED)
-    _leave_route(session, delivery)
+    leave_route(session, delivery)
     if was == S.PLANNED and not delivery.sandbox:
         area = session.get(ServiceArea, delivery.area_id)
-        late = Usage(
-            id=f"{delivery.id}:cancelled_late",
-            tenant_id=delivery.tenant_id,
-            meter="late_cancellations",
-            quantity=Decimal(1),
-            at=now,
-            area_code=area.code if area else None,
+        late = late_cancellation_usage(
+            delivery.id, delivery.tenant_id, now, area.code if area else None
         )
         record_usage(session, [late])
     return _move(session, delivery, S.CANCELLED, now, reason=reason, detail=f"from {was}")
@@ -131,17 +187,8 @@ def reschedule(
         raise _invalid(delivery, "rescheduled")
     area = session.get(ServiceArea, delivery.area_id)
     assert area is not None
-    request = service.BookingRequest(
-        reference=delivery.reference,
-        service_area=area.code,
-        dropoff=service.Dropoff(lat=delivery.dropoff_lat, lng=delivery.dropoff_lng),
-        recipient=service.Recipient(name=delivery.recipient_name),
-        parcel=service.Parcel(weight_grams=delivery.weight_grams),
-        date=day,
-        time_window=window,
-    )
-    new_day, (start, end) = service.validate_schedule(area, request, now)
-    _leave_route(session, delivery)
+    new_day, (start, end) = validation.validate_schedule(area, day, window, now)
+    leave_route(session, delivery)
     delivery.date = new_day
     delivery.window_start, delivery.window_end = start, end
     delivery.unplanned_reason = None
@@ -156,11 +203,11 @@ def reschedule(
 
 
 def update_recipient(
-    session: Session, delivery: Delivery, now: datetime, recipient: service.Recipient
+    session: Session, delivery: Delivery, now: datetime, recipient: validation.Recipient
 ) -> Delivery:
     if delivery.status not in CONTACT_CHANGEABLE:
         raise _invalid(delivery, "changed")
-    service.validate_recipient(recipient)
+    validation.validate_recipient(recipient)
     delivery.recipient_name = recipient.name
     delivery.recipient_phone = recipient.phone
     delivery.recipient_email = recipient.email
@@ -211,7 +258,7 @@ def fail(
     assert area is not None
     opens, closes = areas.delivery_day(area, delivery.date)
     delivery.window_start, delivery.window_end = opens, closes
-    _leave_route(session, delivery)
+    leave_route(session, delivery)
     return _move(
         session,
         delivery,
@@ -227,6 +274,50 @@ def return_to_depot(
 ) -> Delivery:
     _require(delivery, S.RETURNED)
     return _move(session, delivery, S.RETURNED, now, location=at)
+
+
+def plan(
+    session: Session,
+    delivery: Delivery,
+    route: Route,
+    number: int,
+    eta: datetime,
+    metres: Decimal,
+    area_code: str,
+    now: datetime,
+) -> None:
+    """BOOKED to PLANNED: stop `number` of `route` at `eta`, billed its share of the
+    route's distance (`metres`). The planner calls it for each stop it writes."""
+    session.add(
+        Stop(
+            route_id=route.id,
+            delivery_id=delivery.id,
+            tenant_id=delivery.tenant_id,
+            sequence=number,
+            eta=eta,
+        )
+    )
+    delivery.status = S.PLANNED
+    delivery.route_id = route.id
+    delivery.stop_number = number
+    delivery.eta = eta
+    delivery.unplanned_reason = None
+    delivery.updated_at = now
+    session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}, stop {number}"))
+    if not delivery.sandbox:
+        km = (metres / 1000).quantize(Decimal("0.001"))
+        record_usage(session, [route_km_usage(delivery.id, delivery.tenant_id, km, now, area_code)])
+    emit(
+        session,
+        "delivery.planned",
+        {
+            "delivery_id": delivery.id,
+            "route_id": route.id,
+            "stop_number": number,
+            "eta": eta.isoformat(),
+        },
+        delivery.tenant_id,
+    )
 
 
 def simulate(
@@ -265,7 +356,7 @@ def _invalid(delivery: Delivery, action: str) -> UserErrors:
     )
 
 
-def _leave_route(session: Session, delivery: Delivery) -> None:
+def leave_route(session: Session, delivery: Delivery) -> None:
     """Take a planned delivery off its route (the van's other stops keep their numbers)."""
     if delivery.route_id is None:
         return
@@ -298,19 +389,9 @@ def _move(
     delivery.updated_at = now
     session.add(delivery)
     if not delivery.sandbox:
-        record_usage(session, usage_for_status_change(delivery, status, now, delivery.attempt))
+        record_usage(session, status_usage(delivery, status, now))
     session.add(
-        DeliveryEvent(
-            tenant_id=delivery.tenant_id,
-            delivery_id=delivery.id,
-            status=status,
-            at=now,
-            detail=detail,
-            reason=reason,
-            lat=location.lat if location else None,
-            lng=location.lng if location else None,
-            proof=proof,
-        )
+        _event(delivery, status, now, detail=detail, reason=reason, location=location, proof=proof)
     )
     emit(
         session,
@@ -319,6 +400,41 @@ def _move(
         delivery.tenant_id,
     )
     return delivery
+
+
+def status_usage(delivery: Delivery, status: DeliveryStatus, now: datetime) -> list[Usage]:
+    """The usage a move to `status` records (none for most statuses); a FAILED attempt
+    is numbered by the delivery's current attempt."""
+    if status == S.DELIVERED:
+        return [delivered_usage(delivery.id, delivery.tenant_id, now)]
+    if status == S.FAILED:
+        return [failed_attempt_usage(delivery.id, delivery.tenant_id, delivery.attempt, now)]
+    if status == S.CANCELLED:
+        return [cancelled_usage(delivery.id, delivery.tenant_id, now)]
+    return []
+
+
+def _event(
+    delivery: Delivery,
+    status: DeliveryStatus,
+    now: datetime,
+    *,
+    detail: str | None = None,
+    reason: str | None = None,
+    location: Location | None = None,
+    proof: dict[str, Any] | None = None,
+) -> DeliveryEvent:
+    return DeliveryEvent(
+        tenant_id=delivery.tenant_id,
+        delivery_id=delivery.id,
+        status=status,
+        at=now,
+        detail=detail,
+        reason=reason,
+        lat=location.lat if location else None,
+        lng=location.lng if location else None,
+        proof=proof,
+    )
 
 
 def _payload(delivery: Delivery) -> dict[str, Any]:

@@ -27,10 +27,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
-from services.api.webhooks.events import is_known
 from services.core.celery_app import celery_app
 from services.core.models import OutboxEvent, WebhookEndpoint, WebhookMessage
 from services.core.outbox import WROTE_EVENTS
+from services.webhooks.events import is_known
 
 logger = logging.getLogger(__name__)
 

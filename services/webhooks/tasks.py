@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.api.webhooks import delivery, dispatch, retention
 from services.core.celery_app import celery_app
 from services.core.db import transaction, utcnow
+from services.webhooks import delivery, dispatch, retention
 
 # Retries due within this wait ride a Celery countdown; later ones are left to the
 # sweeper. Holding ETA tasks for hours pins them in worker memory, and Redis hands

@@ -1,0 +1,1 @@
+"""Tests of the delivery domain, below the API."""
