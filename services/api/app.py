@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from services.api.billing_export import router as billing_export_router
 from services.api.graphiql import mount_assets
-from services.api.graphql.schema import graphql_routes, schema
+from services.api.graphql.router import graphql_routes
+from services.api.graphql.schema import schema
 from services.api.oauth.endpoints import router as oauth_router
 from services.api.tracking import router as tracking_router
 from services.core.db import get_engine
@@ -21,7 +22,7 @@ def create_app() -> FastAPI:
     app.include_router(oauth_router)
     app.include_router(tracking_router)
     app.include_router(billing_export_router)
-    post_route, graphql_router = graphql_routes("/graphql")
+    post_route, graphql_router = graphql_routes(schema, "/graphql")
     app.router.routes.insert(0, post_route)
     app.include_router(graphql_router, prefix="/graphql")
     mount_assets(app)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from services.billing.pricing import Period, Plan, parse_plan
-from services.core.models import BillingAccount, PricePlan, Subscription
+from services.core.models import PricePlan, Subscription
 
 # The plan every merchant starts on (the contract's example plan).
 DEFAULT_PLAN: dict[str, Any] = {
@@ -85,27 +85,6 @@ def subscribe(session: Session, tenant_id: str, plan: PricePlan, starts_on: date
     session.add(subscription)
     session.flush()
     return subscription
-
-
-class PlanChangeError(ValueError):
-    """A subscription change that would rewrite a closed period."""
-
-
-def change_plan(session: Session, tenant_id: str, plan: PricePlan, starts_on: date) -> Subscription:
-    """Move a tenant to a plan version from a date, never inside a finalized period.
-
-    The plan in effect at a period's end prices the whole period, so a change dated
-    inside an open period applies to all of it, and one dated inside a closed period
-    is refused: finalized invoices never change.
-    """
-    account = session.get(BillingAccount, tenant_id)
-    closed = account.closed_through if account is not None else None
-    if closed is not None and f"{starts_on.year:04d}-{starts_on.month:02d}" <= closed:
-        raise PlanChangeError(
-            f"tenant {tenant_id!r} is invoiced through {closed};"
-            f" a plan change cannot start on {starts_on.isoformat()}"
-        )
-    return subscribe(session, tenant_id, plan, starts_on)
 
 
 def plans_for_period(

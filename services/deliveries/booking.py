@@ -359,8 +359,7 @@ def _check_quote(
             "The booking's area, day, drop-off or weight differs from the quote's.",
             UserErrorCode.QUOTE_MISMATCH,
         )
-    offered = [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in quote.windows]
-    if window is not None and window not in offered:
+    if window is not None and window not in quote.offered_windows():
         raise UserErrors.one(
             ("timeWindow",), "Choose one of the quote's time windows.", UserErrorCode.QUOTE_MISMATCH
         )

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from graphql import get_introspection_query, parse
 
-from services.api.graphql.cost import OperationCost
+from services.api.graphql.limits.cost import OperationCost
+from services.api.graphql.limits.throttle import LocalBucket
 from services.api.graphql.schema import schema
-from services.api.graphql.throttle import LocalBucket
 from services.api.oauth.tokens import issue_access_token
 from tests.factories import (
     BOOK,

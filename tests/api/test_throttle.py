@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from services.api.app import create_app
-from services.api.graphql.throttle import (
+from services.api.graphql.limits.throttle import (
     Level,
     LocalBucket,
     RedisBucket,

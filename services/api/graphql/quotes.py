@@ -53,10 +53,7 @@ class Quote:
                 currency=currency.code,
             ),
             date=row.date,
-            time_windows=[
-                TimeWindow(start=datetime.fromisoformat(a), end=datetime.fromisoformat(b))
-                for a, b in row.windows
-            ],
+            time_windows=[TimeWindow(start=start, end=end) for start, end in row.offered_windows()],
             expires_at=row.expires_at,
         )
 

@@ -28,6 +28,6 @@ class Quote(SQLModel, table=True):
     # The delivery booked with it; a quote is used once.
     delivery_id: str | None = Field(default=None, foreign_key="delivery.id", unique=True)
 
-
-def quote_windows(quote: Quote) -> list[tuple[datetime, datetime]]:
-    return [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in quote.windows]
+    def offered_windows(self) -> list[tuple[datetime, datetime]]:
+        """The windows offered, as instants."""
+        return [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in self.windows]

@@ -26,7 +26,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from services.api.graphql.cost import OperationCost
+from services.api.graphql.limits.cost import OperationCost
 from services.api.oauth.tokens import AccessToken
 from services.core.settings import Settings, get_settings
 
