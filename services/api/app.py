@@ -1,4 +1,4 @@
-"""The API application: OAuth authorization server, GraphQL, health, dashboard."""
+"""The API application: OAuth authorization server, GraphQL, tracking pages, CSV exports, health."""
 
 from __future__ import annotations
 
