@@ -22,7 +22,8 @@ from services.core.models import (
     Vehicle,
 )
 from services.core.usage import Usage, record_usage
-from services.planner.standalone import record_cost_basis
+from services.planner.cost_basis import record_cost_basis
+from tests.planner.world import priced_afresh
 
 
 def book(session: Session, tenant_id: str, count: int, now, offset: float = 0.0) -> list[Delivery]:
@@ -76,7 +77,7 @@ def plan_by_hand(session: Session, routes: list[list[Delivery]], cost_minor: int
             km = Usage(id=f"{delivery.id}:route_km", tenant_id=delivery.tenant_id,
                        meter="route_km", quantity=Decimal(3), at=departure)  # fmt: skip
             record_usage(session, [km])
-        record_cost_basis(session, route)
+        record_cost_basis(session, route, priced_afresh(session, route))
         written.append(route)
     session.flush()
     return written
