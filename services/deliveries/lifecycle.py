@@ -282,12 +282,12 @@ def plan(
     route: Route,
     number: int,
     eta: datetime,
-    metres: Decimal,
+    km_share: Decimal,
     area_code: str,
     now: datetime,
 ) -> None:
-    """BOOKED to PLANNED: stop `number` of `route` at `eta`, billed its share of the
-    route's distance (`metres`). The planner calls it for each stop it writes."""
+    """BOOKED to PLANNED: stop `number` of `route` at `eta`, metered its share of the
+    route's distance (`route_km`, to the metre). The planner calls it for each stop."""
     session.add(
         Stop(
             route_id=route.id,
@@ -305,7 +305,7 @@ def plan(
     delivery.updated_at = now
     session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}, stop {number}"))
     if not delivery.sandbox:
-        km = (metres / 1000).quantize(Decimal("0.001"))
+        km = km_share.quantize(Decimal("0.001"))
         record_usage(session, [route_km_usage(delivery.id, delivery.tenant_id, km, now, area_code)])
     emit(
         session,
@@ -315,6 +315,32 @@ def plan(
             "route_id": route.id,
             "stop_number": number,
             "eta": eta.isoformat(),
+        },
+        delivery.tenant_id,
+    )
+
+
+def move_stop(
+    session: Session, delivery: Delivery, stop: Stop, number: int, eta: datetime, now: datetime
+) -> None:
+    """A planned delivery's stop gets another number or arrival time (a late booking
+    joined its route); its merchant hears of a changed ETA (`delivery.eta_updated`)."""
+    stop.sequence = number
+    delivery.stop_number = number
+    if eta == stop.eta:
+        return
+    previous = stop.eta
+    stop.eta = delivery.eta = eta
+    delivery.updated_at = now
+    emit(
+        session,
+        "delivery.eta_updated",
+        {
+            "delivery_id": delivery.id,
+            "route_id": stop.route_id,
+            "stop_number": number,
+            "eta": eta.isoformat(),
+            "previous_eta": previous.isoformat(),
         },
         delivery.tenant_id,
     )

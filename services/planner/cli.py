@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
 
 import click
 
-from services.core import areas
 from services.core.db import transaction, utcnow
+from services.core.errors import UserErrors
 from services.core.models import PlanRun, PlanRunStatus
 from services.core.settings import get_settings
 from services.planner import runs
@@ -49,14 +48,14 @@ def summary(run: PlanRun, area_code: str) -> dict[str, object]:
 def plan(area_code: str, day: object, time_limit: float | None, as_json: bool) -> None:
     """Plan every open delivery of an area and day now."""
     limit = time_limit or get_settings().plan_time_limit_seconds
-    with transaction() as session:
-        area = areas.get_area(session, area_code)
-        if area is None:
-            raise click.BadParameter(
-                f"no service area has the code {area_code!r}", param_hint="--area"
-            )
-        plan_day: date = day.date() if day else areas.next_delivery_date(area, utcnow())  # type: ignore[attr-defined]
-        run = runs.request_plan(session, area_code, plan_day, "cli", limit)
+    try:
+        with transaction() as session:
+            run = runs.request_plan(session, area_code, day.date() if day else None, "cli", limit)  # type: ignore[attr-defined]
+    except UserErrors as rejected:
+        [error] = rejected.errors
+        option = {"serviceArea": "--area", "timeLimitSeconds": "--time-limit"}[error.field[0]]
+        raise click.BadParameter(error.message, param_hint=option) from None
+    plan_day = run.date
     with click.progressbar(
         length=100, label=f"Planning {area_code} {plan_day}", file=sys.stderr
     ) as bar:

@@ -18,7 +18,7 @@ from services.billing.consolidation import (
 from services.cli import main
 from services.core.db import transaction, utcnow
 from services.core.models import RouteAllocation, RouteCostBasis, ServiceArea, UsageEvent
-from services.planner import runs, standalone
+from services.planner import cost_basis, runs
 from tests.billing.world import book, demo, plan_by_hand
 
 
@@ -64,7 +64,7 @@ def test_each_route_is_split_exactly_and_recorded_as_usage(db):
 
 
 def test_the_planner_prices_every_coalition_billing_splits_by_shapley():
-    assert standalone.SHAPLEY_MERCHANTS == MAX_SHAPLEY_PLAYERS
+    assert cost_basis.SHAPLEY_MERCHANTS == MAX_SHAPLEY_PLAYERS
 
 
 def test_symmetric_merchants_pay_alike_and_a_lone_merchant_pays_all():

@@ -28,7 +28,7 @@ from services.core.models import (
 )
 from services.core.usage import record_usage
 from services.planner import runs
-from services.planner.standalone import record_cost_basis
+from services.planner.cost_basis import record_cost_basis
 from tests.billing.world import book, demo
 from tests.factories import worker_on_own_queue
 from tests.planner import world
@@ -294,7 +294,7 @@ def test_a_route_that_got_no_dearer_bills_the_newcomer_nothing(db, grown):
         route.cost_minor += grown
         route.stop_count += 1
         session.flush()
-        assert record_cost_basis(session, route, [late.id]) is not None
+        assert record_cost_basis(session, route, world.priced_afresh(session, route), [late.id])
     tasks.allocate_route_shares()
     _, after, usage = _ledger()
     assert after[(route.id, bluebird, 2)] == 0

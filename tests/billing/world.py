@@ -18,7 +18,8 @@ from services.core.models import (
     Vehicle,
 )
 from services.deliveries import booking, lifecycle, validation
-from services.planner.standalone import record_cost_basis
+from services.planner.cost_basis import record_cost_basis
+from tests.planner.world import priced_afresh
 
 
 def book(session: Session, tenant_id: str, count: int, now, offset: float = 0.0) -> list[Delivery]:
@@ -62,8 +63,8 @@ def plan_by_hand(session: Session, routes: list[list[Delivery]], cost_minor: int
         session.flush()
         for number, delivery in enumerate(deliveries, start=1):
             eta = departure + timedelta(minutes=10 * number)
-            lifecycle.plan(session, delivery, route, number, eta, Decimal(3000), "demo", departure)
-        record_cost_basis(session, route)
+            lifecycle.plan(session, delivery, route, number, eta, Decimal(3), "demo", departure)
+        record_cost_basis(session, route, priced_afresh(session, route))
         written.append(route)
     session.flush()
     return written

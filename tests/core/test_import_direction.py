@@ -8,7 +8,8 @@
           -> core               (settings, database, models, usage, outbox, errors)
     webhooks -> core            (events to merchants, fed by the outbox)
 
-A package may import only the packages listed for it (and itself).
+A package may import only the packages listed for it (and itself). And no module
+imports one that imports it back, directly or round a longer circle.
 """
 
 from __future__ import annotations
@@ -96,3 +97,71 @@ def test_imports_inside_functions_and_relative_ones_are_seen(tmp_path):
         "services.billing",
         "services.billing.tasks",
     }
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_cycles(root: Path = ROOT) -> list[list[str]]:
+    """Every set of modules under services/ that import each other round in a circle
+    (module-level or inside a function), as sorted lists of module names.
+
+    `import a.b.c` and `from a.b import c` count as importing `a.b.c` when that is a
+    module of the tree, else as importing `a.b`; parent packages are not counted.
+    """
+    modules = {_module_name(path, root): path for path in (root / "services").rglob("*.py")}
+    graph = {
+        name: {
+            target
+            for imported in _imports(path, root)
+            if (target := imported if imported in modules else imported.rpartition(".")[0])
+            in modules
+            and target != name
+        }
+        for name, path in modules.items()
+    }
+    # Tarjan's strongly connected components: a component of two or more is a cycle.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(cycles)
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    assert import_cycles() == []
+
+
+def test_a_cycle_through_an_import_inside_a_function_is_seen(tmp_path):
+    package = tmp_path / "services" / "planner"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "runs.py").write_text("from services.planner.costs import price\n")
+    (package / "costs.py").write_text("def price():\n    from .runs import MILLI\n")
+    (package / "plain.py").write_text("from services.planner import costs\n")
+    assert import_cycles(tmp_path) == [["services.planner.costs", "services.planner.runs"]]

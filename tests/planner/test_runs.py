@@ -8,11 +8,13 @@ import pytest
 from sqlmodel import select
 
 from services.api.seed import seed_demo
+from services.core import areas
 from services.core.db import transaction, utcnow
-from services.core.models import Delivery, DeliveryStatus, PlanRunStatus, Route, Vehicle
+from services.core.models import Delivery, DeliveryStatus, PlanRunStatus, Route, Shift, Vehicle
 from services.core.models.areas import ShiftError
 from services.core.settings import get_settings
-from services.planner import runs
+from services.planner import mapping
+from services.planner.plan_input import problem_for
 from services.planner.problem import Break
 from tests.planner import world
 
@@ -83,8 +85,8 @@ def test_parcels_without_dimensions_count_as_the_default_carton(db):
         acme = world.tenant(session)
         plain = world.delivery(session, area, acme)
         boxed = world.delivery(session, area, acme, sides=(10, 20, 30))
-    assert runs.parcel_volume_cm3(plain) == runs.DEFAULT_PARCEL_VOLUME_CM3
-    assert runs.parcel_volume_cm3(boxed) == 6_000
+    assert mapping.parcel_volume_cm3(plain) == mapping.DEFAULT_PARCEL_VOLUME_CM3
+    assert mapping.parcel_volume_cm3(boxed) == 6_000
 
 
 def test_shifts_become_vehicles_with_their_break_and_route_limit(db):
@@ -94,20 +96,20 @@ def test_shifts_become_vehicles_with_their_break_and_route_limit(db):
         vehicle = session.get(Vehicle, shift.vehicle_id)
         acme = world.tenant(session)
         job = world.delivery(session, area, acme, sides=(10, 20, 30), grams=1_500)
-        midnight = runs.areas.local_midnight(area, world.DAY)
-        problem = runs.build_problem(area, midnight, [job], [(shift, vehicle)])
+        midnight = areas.local_midnight(area, world.DAY)
+        problem = problem_for(area, midnight, [job], [(shift, vehicle)])
     (van,) = problem.vehicles
     eight = 8 * 3600
     assert van.shift == (eight, 17 * 3600)
     assert van.breaks == (Break(window=(eight + 4 * 3600, eight + 5 * 3600), duration=1800),)
     assert van.max_duration == 480 * 60
     assert van.capacity == (600_000, 4_500_000, 100)
-    assert van.cost_per_time == round(2_600 * runs.MILLI / 3600)
+    assert van.cost_per_time == round(2_600 * mapping.MILLI / 3600)
     assert problem.jobs[0].demand == (1_500, 6_000, 1)
 
 
 def test_a_shift_below_the_minimum_wage_is_refused():
-    shift = runs.Shift(
+    shift = Shift(
         area_id="a", vehicle_id="v", starts_at=time(8), ends_at=time(17), hourly_wage_minor=1_200
     )
     with pytest.raises(ShiftError, match=f"shift {shift.id}: pays 1200 per hour"):
@@ -115,7 +117,7 @@ def test_a_shift_below_the_minimum_wage_is_refused():
 
 
 def test_a_break_that_does_not_fit_in_the_shift_is_refused():
-    shift = runs.Shift(
+    shift = Shift(
         area_id="a", vehicle_id="v", starts_at=time(8), ends_at=time(12), hourly_wage_minor=2_000
     )
     with pytest.raises(ShiftError, match="break window that does not fit"):

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from services.planner import solver
 from services.planner.instances import customer_routes, read_instance
 from services.planner.problem import (
     Break,
@@ -25,6 +24,8 @@ from services.planner.solver import (
     TOO_LARGE,
     WINDOW_UNREACHABLE,
     assemble,
+    decomposition,
+    model,
     solve,
     solve_decomposed,
     validate,
@@ -299,13 +300,13 @@ def test_decomposition_gives_a_complete_feasible_plan() -> None:
 
 def _strategies_tried(problem: Problem, time_limit: float, monkeypatch) -> list[int]:
     tried: list[int] = []
-    search = solver._Model.search
+    search = model.Model.search
 
     def recording(self, deadline, strategy, on_progress):
         tried.append(strategy)
         return search(self, deadline, strategy, on_progress)
 
-    monkeypatch.setattr(solver._Model, "search", recording)
+    monkeypatch.setattr(model.Model, "search", recording)
     assert_feasible(problem, solve(problem, SolveOptions(time_limit=time_limit)))
     return tried
 
@@ -316,28 +317,28 @@ LONG_ROUTES = grid_problem(40, [van(f"v{k}", (100,)) for k in range(2)], seed=5)
 def test_few_long_routes_get_several_starts(monkeypatch) -> None:
     """40 jobs on two big vans: long routes, so each first-solution strategy gets a start
     when there is time for them (here 0.01 s per job and start)."""
-    monkeypatch.setattr(solver, "_START_SECONDS_PER_JOB", 0.01)
+    monkeypatch.setattr(model, "_START_SECONDS_PER_JOB", 0.01)
     tried = _strategies_tried(LONG_ROUTES, 1.5, monkeypatch)
-    assert tried == list(solver.LONG_ROUTE_STARTS)
+    assert tried == list(model.LONG_ROUTE_STARTS)
 
 
 def test_few_long_routes_without_time_for_several_starts_start_from_savings(
     monkeypatch,
 ) -> None:
-    assert _strategies_tried(LONG_ROUTES, 1.5, monkeypatch) == [solver._FS.SAVINGS]
+    assert _strategies_tried(LONG_ROUTES, 1.5, monkeypatch) == [model._FS.SAVINGS]
 
 
 def test_short_routes_get_one_start(monkeypatch) -> None:
     """Tight capacity: routes of a few jobs, one start with cheapest insertion."""
     problem = grid_problem(40, [van(f"v{k}", (4,)) for k in range(15)], seed=5)
-    assert _strategies_tried(problem, 1.5, monkeypatch) == [solver.FIRST_SOLUTION]
+    assert _strategies_tried(problem, 1.5, monkeypatch) == [model.FIRST_SOLUTION]
 
 
 def test_long_routes_are_told_from_short_ones() -> None:
     """The probe that decides how much of a large problem's budget its pieces get."""
-    assert solver._has_long_routes(LONG_ROUTES)
+    assert decomposition._has_long_routes(LONG_ROUTES)
     short = grid_problem(40, [van(f"v{k}", (4,)) for k in range(15)], seed=5)
-    assert not solver._has_long_routes(short)
+    assert not decomposition._has_long_routes(short)
 
 
 def test_route_groups_never_make_the_plan_worse() -> None:
@@ -351,10 +352,10 @@ def test_route_groups_never_make_the_plan_worse() -> None:
     assert not start.unassigned
     job_index = {j.id: i for i, j in enumerate(problem.jobs)}
     vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
-    raw = [solver._raw_from_route(r, job_index, vehicle_index) for r in start.routes]
+    raw = [decomposition._raw_from_route(r, job_index, vehicle_index) for r in start.routes]
     with ProcessPoolExecutor(max_workers=2) as pool:
-        improved = solver._improve_route_groups(
-            problem, m, raw, time.monotonic() + solver._MIN_ROUND_SECONDS + 1, pool, 2
+        improved = decomposition._improve_route_groups(
+            problem, m, raw, time.monotonic() + decomposition._MIN_ROUND_SECONDS + 1, pool, 2
         )
     result = assemble(problem, m, improved, [])
     assert_feasible(problem, result)
@@ -362,7 +363,7 @@ def test_route_groups_never_make_the_plan_worse() -> None:
     assert result.cost <= start.cost
 
 
-@pytest.mark.parametrize("entry", [solver._resolve_group, solver._descend_group])
+@pytest.mark.parametrize("entry", [decomposition._resolve_group, decomposition._descend_group])
 @pytest.mark.parametrize("drop_penalty", [None, 10**9])
 def test_a_route_group_comes_back_no_worse_and_feasible(entry, drop_penalty) -> None:
     """A group is re-solved (or descended in a sweep) from its own routes (with breaks,
@@ -377,7 +378,7 @@ def test_a_route_group_comes_back_no_worse_and_feasible(entry, drop_penalty) -> 
     assert not start.unassigned
     job_index = {j.id: i for i, j in enumerate(problem.jobs)}
     vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
-    current = [solver._raw_from_route(r, job_index, vehicle_index) for r in start.routes]
+    current = [decomposition._raw_from_route(r, job_index, vehicle_index) for r in start.routes]
     result = entry(problem, current, 1.0)
     assert_feasible(problem, result)
     assert not result.unassigned

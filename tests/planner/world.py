@@ -23,6 +23,9 @@ from services.core.models import (
     Vehicle,
 )
 from services.planner import runs
+from services.planner.cost_basis import CoalitionCosts, Pricer, Stops, VanRates, coalition_costs
+from services.planner.mapping import points
+from services.planner.matrix import matrix_for
 
 DAY = date(2031, 6, 10)  # far enough ahead that no route of it has left yet
 ZONE = ZoneInfo("America/New_York")
@@ -143,3 +146,21 @@ def fetch(delivery_id: str) -> Delivery:
         row = session.get(Delivery, delivery_id)
         assert row is not None
         return row
+
+
+def priced_afresh(session, route: Route) -> Pricer:
+    """Coalition costs of a route's stops from a fresh matrix over the depot and just
+    those stops, as if no plan run had carried its matrices: for routes laid by hand,
+    and to check what a plan run prices against."""
+    area = session.get_one(ServiceArea, route.area_id)
+    rates = VanRates.of(
+        area, session.get_one(Shift, route.shift_id), session.get_one(Vehicle, route.vehicle_id)
+    )
+
+    def price(stops: Stops) -> CoalitionCosts:
+        deliveries = [session.get_one(Delivery, delivery) for _, delivery in stops]
+        distance, duration = matrix_for(area, points(area, deliveries))
+        tenants = [tenant for tenant, _ in stops]
+        return coalition_costs(tenants, range(1, len(stops) + 1), distance, duration, rates)
+
+    return price

@@ -6,18 +6,15 @@ from datetime import date, datetime
 from typing import Annotated
 
 import strawberry
-from sqlmodel import col, select
 
 from services.api.graphql.context import context_of
 from services.api.graphql.enums import describe_values
 from services.api.graphql.errors import UserError
 from services.api.graphql.permissions import Operator
-from services.core import areas
 from services.core.db import on_commit
-from services.core.errors import UserErrorCode as Code
+from services.core.errors import UserErrors
 from services.core.models import PlanRun as PlanRunRow
 from services.core.models import PlanRunStatus as DomainPlanRunStatus
-from services.core.models import ServiceArea
 from services.planner import runs, tasks
 
 PlanRunStatus = describe_values(
@@ -33,6 +30,9 @@ PlanRunStatus = describe_values(
         "FAILED": "It stopped with an error (see `error`); no routes were written.",
     },
 )
+
+
+MAX_TIME_LIMIT_SECONDS = 600  # an operator's request waits on a worker; waves use settings
 
 
 @strawberry.type(description="One solve of an area's open deliveries for a day, and its outcome.")
@@ -130,12 +130,7 @@ class PlanningQueries:
         info: strawberry.Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="The plan run's id.")],
     ) -> PlanRun | None:
-        session = context_of(info).session
-        found = session.exec(
-            select(PlanRunRow, ServiceArea.code)
-            .join(ServiceArea, col(ServiceArea.id) == col(PlanRunRow.area_id))
-            .where(PlanRunRow.id == str(id))
-        ).first()
+        found = runs.find_run(context_of(info).session, str(id))
         return PlanRun.from_row(*found) if found else None
 
     @strawberry.field(
@@ -154,17 +149,8 @@ class PlanningQueries:
             int, strawberry.argument(description="How many runs, 1 to 100 (clamped).")
         ] = 20,
     ) -> list[PlanRun]:
-        session = context_of(info).session
-        area = areas.get_area(session, service_area)
-        if area is None:
-            return []
-        rows = session.exec(
-            select(PlanRunRow)
-            .where(PlanRunRow.area_id == area.id)
-            .order_by(col(PlanRunRow.id).desc())
-            .limit(max(1, min(first, 100)))
-        ).all()
-        return [PlanRun.from_row(row, area.code) for row in rows]
+        rows = runs.recent_runs(context_of(info).session, service_area, max(1, min(first, 100)))
+        return [PlanRun.from_row(row, service_area) for row in rows]
 
 
 @strawberry.type
@@ -181,31 +167,20 @@ class PlanningMutations:
         ],
     ) -> PlanAreaPayload:
         ctx = context_of(info)
-        area = areas.get_area(ctx.session, input.service_area)
-        if area is None:
-            return PlanAreaPayload(
-                plan_run=None,
-                user_errors=[
-                    UserError(
-                        field=["serviceArea"],
-                        message=f"No service area has the code {input.service_area!r}.",
-                        code=Code.SERVICE_AREA_NOT_FOUND,
-                    )
-                ],
+        try:
+            run = runs.request_plan(
+                ctx.session,
+                input.service_area,
+                input.date,
+                "api",
+                input.time_limit_seconds,
+                ctx.now,
+                max_time_limit=MAX_TIME_LIMIT_SECONDS,
             )
-        if not 0 < input.time_limit_seconds <= 600:
+        except UserErrors as rejected:
             return PlanAreaPayload(
-                plan_run=None,
-                user_errors=[
-                    UserError(
-                        field=["timeLimitSeconds"],
-                        message="The time limit must be more than 0 and at most 600 seconds.",
-                        code=Code.INVALID,
-                    )
-                ],
+                plan_run=None, user_errors=[UserError.from_domain(e) for e in rejected.errors]
             )
-        day = input.date or areas.next_delivery_date(area, ctx.now)
-        run = runs.request_plan(ctx.session, area.code, day, "api", input.time_limit_seconds)
         run_id = run.id
         on_commit(ctx.session, lambda: tasks.execute_plan_run.delay(run_id))
-        return PlanAreaPayload(plan_run=PlanRun.from_row(run, area.code), user_errors=[])
+        return PlanAreaPayload(plan_run=PlanRun.from_row(run, input.service_area), user_errors=[])
