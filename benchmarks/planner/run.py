@@ -4,14 +4,17 @@ usage: .venv/bin/python benchmarks/planner/run.py [--suite solomon|gh1000]
            [--time-limit S] [--jobs N] [--only R101,RC105] [--out DIR]
 
 Each instance is solved in its own worker process (one core each), its plan written as
-`{"routes": [...]}` to DIR/<instance>.json and checked by ../shared/benchmarks/check_vrptw.py;
-distance, gap and feasibility in the table are the checker's, not the solver's.
+`{"routes": [...]}` to DIR/<instance>.json and checked by the check_vrptw.py that comes with
+the instances; distance, gap and feasibility in the table are the checker's, not the
+solver's. The VRPTW benchmark instances are not part of this repository: BENCHMARKS_DIR
+names their directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +27,9 @@ sys.path.insert(0, str(REPO))
 
 from services.planner.bench import bench_result  # noqa: E402
 
-BENCHMARKS = (REPO / ".." / "shared" / "benchmarks").resolve()
+BENCHMARKS = Path(
+    os.environ.get("BENCHMARKS_DIR") or REPO.parent / "shared" / "benchmarks"
+).resolve()
 CHECKER = BENCHMARKS / "check_vrptw.py"
 
 
@@ -58,6 +63,8 @@ def main() -> None:
     args = parser.parse_args()
 
     paths = sorted((BENCHMARKS / "vrptw" / args.suite).glob("*.vrp"))
+    if not paths:
+        sys.exit(f"no {args.suite} instances under {BENCHMARKS}/vrptw: set BENCHMARKS_DIR")
     if args.only:
         wanted = set(args.only.split(","))
         paths = [p for p in paths if p.stem in wanted]

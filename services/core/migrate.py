@@ -3,11 +3,14 @@ the scratch databases the test suite and benchmarks migrate."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, exc, text
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # The ordinary role that owns scratch databases: superusers (and BYPASSRLS roles) skip
 # row-level security, so the application must connect as a role like this one.
@@ -17,6 +20,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def alembic_config(database_url: str | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if database_url:
@@ -25,8 +30,69 @@ def alembic_config(database_url: str | None = None) -> Config:
 
 
 def upgrade(database_url: str | None = None) -> None:
+    if is_up_to_date(database_url):
+        return  # nothing to do: skip loading Alembic, the scripts and the models (seconds)
+    from alembic import command
+
     # "heads": features may add migrations side by side; each branch applies.
     command.upgrade(alembic_config(database_url), "heads")
+
+
+def is_up_to_date(database_url: str | None = None) -> bool:
+    """Whether the database stands at every head of the migration scripts. Cheap: the
+    scripts are parsed, not imported, and the database answers one query. Anything
+    unexpected (no database yet, a script this cannot read) answers False."""
+    heads = script_heads()
+    if not heads:
+        return False
+    if database_url is None:
+        from services.core.settings import get_settings
+
+        database_url = get_settings().resolved_database_url()
+    from services.core.settings import normalize_database_url
+
+    engine = create_engine(normalize_database_url(database_url))
+    try:
+        with engine.connect() as connection:
+            current = connection.execute(text("SELECT version_num FROM alembic_version"))
+            return set(current.scalars()) == heads
+    except exc.SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def script_heads() -> set[str]:
+    """The revisions that no script revises (what `alembic heads` finds), read from the
+    scripts' `revision` and `down_revision` literals; empty if one cannot be read."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = _literals(path, ("revision", "down_revision"))
+        revision, down = found.get("revision"), found.get("down_revision")
+        if not isinstance(revision, str):
+            return set()
+        revisions.add(revision)
+        revised.update([down] if isinstance(down, str) else down or ())  # type: ignore[arg-type]
+    return revisions - revised
+
+
+def _literals(path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    """The module-level `name = <literal>` (or `name: T = <literal>`) values of a file."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            try:
+                found[target.id] = ast.literal_eval(value)
+            except ValueError:
+                found[target.id] = None
+    return found
 
 
 def create_scratch_database(admin: Engine, name: str) -> str:

@@ -30,6 +30,7 @@ from tests.factories import (
     BOOK_MANY,
     DELIVERIES,
     booking_input,
+    days_ahead,
     graphql,
     merchant_access_token,
     operator_access_token,
@@ -398,7 +399,7 @@ def test_a_retry_replays_even_when_the_input_would_now_be_refused(demo):
         dropoff=validation.Dropoff(lat=40.7, lng=-74.0),
         recipient=validation.Recipient(name="Late Retrier"),
         parcel=validation.Parcel(weight_grams=500),
-        date=now.date() + timedelta(days=1),
+        date=days_ahead(1),
         idempotency_key="retry-later",
     )
     with transaction() as session:
