@@ -26,7 +26,7 @@ router = APIRouter(prefix="/billing/export", tags=["billing"])
 MAX_DAYS = 366
 
 
-merchant_token = merchant_with("billing:read")
+merchant_token = merchant_with("billing:read", live=True)  # sandbox is never billed
 
 
 def merchant_session(token: AccessToken = Depends(merchant_token)) -> Iterator[Session]:

@@ -49,6 +49,7 @@ from services.core.models import (
     Stop,
 )
 from services.core.outbox import emit
+from services.core.principal import Merchant
 from services.core.usage import record_usage
 from services.deliveries import repository, validation
 
@@ -95,13 +96,11 @@ class Actor:
     """Who asks for a change through the API.
 
     A merchant acts on its tenant's deliveries of its own mode (live or sandbox); the
-    operator (`tenant_id` None, `sandbox` None) on every delivery. Idempotency keys
-    belong to `principal`.
+    operator (`merchant` None) on every delivery. Idempotency keys belong to `principal`.
     """
 
     principal: str
-    tenant_id: str | None
-    sandbox: bool | None
+    merchant: Merchant | None
 
 
 Change = Callable[[Session, Delivery, datetime], Delivery]
@@ -138,11 +137,11 @@ def change(
                 {"delivery_id": delivery_id},
             )
             if earlier is not None:
-                replayed = repository.get(session, actor.tenant_id, earlier["delivery_id"])
+                replayed = repository.get(session, actor.merchant, earlier["delivery_id"])
                 if replayed is None:
                     raise not_found(earlier["delivery_id"])
                 return replayed
-        delivery = repository.lock(session, actor.tenant_id, delivery_id, actor.sandbox)
+        delivery = repository.lock(session, actor.merchant, delivery_id)
         if delivery is None:
             raise not_found(delivery_id)
         return action(session, delivery, now)
@@ -150,7 +149,7 @@ def change(
 
 def require_sandbox(actor: Actor) -> None:
     """Simulation is for test-mode credentials only."""
-    if not actor.sandbox:
+    if actor.merchant is None or not actor.merchant.sandbox:
         raise UserErrors.one(
             ("id",),
             "Simulation needs sandbox (test-mode) credentials.",

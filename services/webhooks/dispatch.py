@@ -74,6 +74,7 @@ def dispatch_batch(session: Session, now: datetime, limit: int = BATCH_SIZE) -> 
                 continue
             message = WebhookMessage(
                 tenant_id=row.tenant_id,
+                sandbox=endpoint.sandbox,
                 endpoint_id=endpoint.id,
                 event_id=row.id,
                 event_type=row.topic,

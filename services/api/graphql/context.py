@@ -14,6 +14,7 @@ from strawberry.fastapi import BaseContext
 from services.api.auth import bearer_token
 from services.api.oauth.tokens import AccessToken
 from services.core.db import for_tenant, get_engine, utcnow
+from services.core.principal import Merchant
 
 
 @dataclass
@@ -48,6 +49,11 @@ class Context(BaseContext):
         if self.token.tenant_id is None:
             raise PermissionError("This operation needs a merchant token.")
         return self.token.tenant_id
+
+    @property
+    def merchant(self) -> Merchant:
+        """The caller's tenant in the mode of its credentials (live or sandbox)."""
+        return Merchant(self.tenant_id, self.token.sandbox)
 
 
 # Loading the GraphiQL page (a GET without a query) executes nothing, so needs no token.
