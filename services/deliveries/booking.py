@@ -132,11 +132,13 @@ def book_many(
             for key, owner in owners.items()
             if owner.delivery is not None
         },
+        sandbox=sandbox,
     )
     earlier = idempotency.records(
         session,
         tenant_id,
         sorted({b.request.idempotency_key for b in bookings if b.request.idempotency_key} - won),
+        sandbox=sandbox,
     )
     replayed = repository.by_ids(
         session,

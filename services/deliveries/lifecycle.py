@@ -96,7 +96,8 @@ class Actor:
     """Who asks for a change through the API.
 
     A merchant acts on its tenant's deliveries of its own mode (live or sandbox); the
-    operator (`merchant` None) on every delivery. Idempotency keys belong to `principal`.
+    operator (`merchant` None) on every delivery. Idempotency keys belong to `principal`,
+    in the merchant's mode.
     """
 
     principal: str
@@ -126,8 +127,9 @@ def change(
     with session.begin_nested():
         if idempotency_key is not None:
             digest = idempotency.fingerprint(operation, request)
+            sandbox = actor.merchant is not None and actor.merchant.sandbox
             earlier = idempotency.replay(
-                session, actor.principal, idempotency_key, operation, digest
+                session, actor.principal, idempotency_key, operation, digest, sandbox=sandbox
             ) or idempotency.claim(
                 session,
                 actor.principal,
@@ -135,6 +137,7 @@ def change(
                 operation,
                 digest,
                 {"delivery_id": delivery_id},
+                sandbox=sandbox,
             )
             if earlier is not None:
                 replayed = repository.get(session, actor.merchant, earlier["delivery_id"])
