@@ -24,6 +24,7 @@ from services.core.meters import Usage, booking_usage
 from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, Quote, ServiceArea
 from services.core.money import currency_for, from_minor
 from services.core.outbox import emit_all
+from services.core.principal import Merchant
 from services.core.usage import record_usage
 from services.deliveries import repository
 from services.deliveries.validation import (
@@ -184,6 +185,7 @@ def _check(
                 request.parcel.weight_grams,
                 request.time_window,
                 now,
+                sandbox,
             )
     except UserErrors as rejected:
         booking.rejected = rejected
@@ -312,13 +314,14 @@ def _write(
                 for event in _booking_usage(booking.row, booking.area, booking.quote)
             ],
         )
+    owner = Merchant(tenant_id, sandbox)
     emit_all(
         session,
         [
             (
                 "delivery.booked",
                 {"delivery_id": row["id"], "reference": row["reference"], "status": "BOOKED"},
-                tenant_id,
+                owner,
             )
             for row in rows
         ],
@@ -335,10 +338,14 @@ def _check_quote(
     weight_grams: int,
     window: tuple[datetime, datetime] | None,
     now: datetime,
+    sandbox: bool,
 ) -> Quote:
-    """The quote a booking may use, locked; UserErrors when it does not fit the booking."""
+    """The quote a booking may use, locked; UserErrors when it does not fit the booking
+    (another mode's quote is as absent as a missing one)."""
     quote = session.exec(
-        select(Quote).where(Quote.id == quote_id, Quote.tenant_id == tenant_id).with_for_update()
+        select(Quote)
+        .where(Quote.id == quote_id, Quote.tenant_id == tenant_id, Quote.sandbox == sandbox)
+        .with_for_update()
     ).first()
     if quote is None:
         raise UserErrors.one(("quoteId",), f"No quote {quote_id!r}.", UserErrorCode.NOT_FOUND)

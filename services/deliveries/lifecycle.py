@@ -215,7 +215,7 @@ def update_recipient(
     delivery.recipient_email = recipient.email
     delivery.updated_at = now
     session.add(delivery)
-    emit(session, "delivery.updated", _payload(delivery), delivery.tenant_id)
+    emit(session, "delivery.updated", _payload(delivery), _owner(delivery))
     return delivery
 
 
@@ -318,7 +318,7 @@ def plan(
             "stop_number": number,
             "eta": eta.isoformat(),
         },
-        delivery.tenant_id,
+        _owner(delivery),
     )
 
 
@@ -344,7 +344,7 @@ def move_stop(
             "eta": eta.isoformat(),
             "previous_eta": previous.isoformat(),
         },
-        delivery.tenant_id,
+        _owner(delivery),
     )
 
 
@@ -425,7 +425,7 @@ def _move(
         session,
         topic or f"delivery.{status.lower()}",
         {**_payload(delivery), **({"reason": reason} if reason else {})},
-        delivery.tenant_id,
+        _owner(delivery),
     )
     return delivery
 
@@ -463,6 +463,11 @@ def _event(
         lng=location.lng if location else None,
         proof=proof,
     )
+
+
+def _owner(delivery: Delivery) -> Merchant:
+    """Whose events a delivery's are: its merchant's, in its mode."""
+    return Merchant(delivery.tenant_id, delivery.sandbox)
 
 
 def _payload(delivery: Delivery) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from tests.factories import (
     INVOICE_PREVIEW,
     booking_input,
     graphql,
-    merchant_access_token,
 )
 
 SUBSCRIBE = "subscription { deliveryUpdates { deliveryId reference status } }"
@@ -37,16 +36,6 @@ ENDPOINT_CHANGES = {
     "deleteWebhookEndpoint": """mutation M($id: ID!) {
         deleteWebhookEndpoint(id: $id) { userErrors { code } } }""",
 }
-
-
-@pytest.fixture
-def live(demo) -> str:
-    return merchant_access_token(demo)
-
-
-@pytest.fixture
-def sandbox(demo) -> str:
-    return merchant_access_token(demo, sandbox=True)
 
 
 def _book(client, token: str, reference: str, **overrides) -> str:

@@ -87,7 +87,8 @@ def _endpoint(tenant_id: str, url: str, *event_types: str) -> WebhookEndpoint:
 
 def _emit(tenant_id: str | None, topic: str = "delivery.booked", **payload) -> str:
     with transaction() as session:
-        emit(session, topic, payload or {"delivery_id": "dlv_1", "status": "BOOKED"}, tenant_id)
+        owner = Merchant(tenant_id) if tenant_id else None
+        emit(session, topic, payload or {"delivery_id": "dlv_1", "status": "BOOKED"}, owner)
         session.flush()
         return session.exec(select(OutboxEvent.id).order_by(col(OutboxEvent.id).desc())).first()
 
@@ -139,6 +140,7 @@ def test_an_event_fans_out_only_to_its_tenants_subscribed_enabled_endpoints(tena
     assert message.payload == {
         "id": event_id,
         "type": "delivery.booked",
+        "mode": "live",
         "created_at": message.payload["created_at"],
         "data": {"delivery_id": "dlv_acme", "status": "BOOKED"},
     }
