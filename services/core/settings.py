@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Let webhooks go to private, loopback and link-local addresses: for development,
     # whose receivers run on localhost. Off, only public addresses get webhooks.
     webhook_private_targets: bool = False
+    # Public tracking-link lookups per client address ("<count>/<second|minute|hour>",
+    # the `limits` library's notation).
+    tracking_rate_limit: str = "60/minute"
 
     def resolved_database_url(self) -> str:
         return normalize_database_url(

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from services.core import idempotency
 from services.core.db import insert_rows
 from services.core.errors import UserErrorCode, UserErrors
-from services.core.ids import new_id
+from services.core.ids import new_id, unguessable_id
 from services.core.meters import Usage, booking_usage
 from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, Quote, ServiceArea
 from services.core.money import currency_for, from_minor
@@ -196,7 +196,7 @@ def _check(
         tenant_id=tenant_id,
         reference=request.reference,
         sandbox=sandbox,
-        tracking_token=new_id("trk"),
+        tracking_token=unguessable_id("trk"),
         attempt=1,
         status=DeliveryStatus.BOOKED,
         area_id=area.id,

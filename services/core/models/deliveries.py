@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Column, ForeignKeyConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
 from services.core.db import UTCDateTime, utcnow
-from services.core.ids import new_id
+from services.core.ids import new_id, unguessable_id
 
 
 class DeliveryStatus(StrEnum):
@@ -41,7 +41,9 @@ class Delivery(SQLModel, table=True):
     # Sandbox deliveries (test-mode credentials) never reach real routes or invoices.
     sandbox: bool = False
     # The recipient's read-only handle for public tracking; reveals no merchant data.
-    tracking_token: str = Field(default_factory=lambda: new_id("trk"), unique=True, index=True)
+    tracking_token: str = Field(
+        default_factory=lambda: unguessable_id("trk"), unique=True, index=True
+    )
     attempt: int = 1  # which delivery attempt the current status belongs to
     status: DeliveryStatus = DeliveryStatus.BOOKED
     area_id: str = Field(foreign_key="service_area.id")
