@@ -293,6 +293,7 @@ def _write(
             {
                 "id": new_id("dev"),
                 "tenant_id": tenant_id,
+                "sandbox": sandbox,
                 "delivery_id": row["id"],
                 "status": DeliveryStatus.BOOKED,
                 "at": now,

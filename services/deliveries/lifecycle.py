@@ -28,7 +28,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select, update
 
 from services.core import areas, idempotency
 from services.core.errors import UserError, UserErrorCode, UserErrors
@@ -385,17 +385,23 @@ def _invalid(delivery: Delivery, action: str) -> UserErrors:
 
 
 def leave_route(session: Session, delivery: Delivery) -> None:
-    """Take a planned delivery off its route (the van's other stops keep their numbers)."""
+    """Take a planned delivery off its route (the van's other stops keep their numbers).
+
+    The route is counted down before the stop goes: a merchant's transaction sees (and
+    may change) a route only while one of its stops rides it.
+    """
     if delivery.route_id is None:
         return
+    session.execute(
+        update(Route)
+        .where(col(Route.id) == delivery.route_id)
+        .values(stop_count=col(Route.stop_count) - 1)
+    )
     stop = session.exec(
         select(Stop).where(Stop.delivery_id == delivery.id, Stop.route_id == delivery.route_id)
     ).first()
     if stop is not None:
         session.delete(stop)
-    route = session.get(Route, delivery.route_id, with_for_update=True)
-    if route is not None:
-        route.stop_count -= 1
     delivery.route_id = None
     delivery.stop_number = None
     delivery.eta = None
@@ -454,6 +460,7 @@ def _event(
 ) -> DeliveryEvent:
     return DeliveryEvent(
         tenant_id=delivery.tenant_id,
+        sandbox=delivery.sandbox,
         delivery_id=delivery.id,
         status=status,
         at=now,

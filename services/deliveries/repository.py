@@ -98,8 +98,8 @@ def open_windows_of_day(
 ) -> list[tuple[datetime, datetime]]:
     """The windows of every merchant's live deliveries still to plan or on a route that
     day: all of them fill the same vans."""
-    with across_tenants(session):
-        rows = session.exec(
+    with across_tenants(session) as everyone:
+        rows = everyone.exec(
             select(Delivery.window_start, Delivery.window_end).where(
                 Delivery.area_id == area_id,
                 Delivery.date == day,

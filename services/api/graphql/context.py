@@ -13,7 +13,7 @@ from strawberry.fastapi import BaseContext
 
 from services.api.auth import bearer_token
 from services.api.oauth.tokens import AccessToken
-from services.core.db import for_tenant, get_engine, utcnow
+from services.core.db import get_engine, merchant_session, utcnow
 from services.core.principal import Merchant
 
 
@@ -33,9 +33,10 @@ class Context(BaseContext):
         """The request's session, opened on first use (in the thread that executes the
         operation); the RequestTransaction extension commits or rolls back, then closes it."""
         if self._session is None:
-            self._session = Session(get_engine(), expire_on_commit=False)
             if self.token.tenant_id is not None:
-                for_tenant(self._session, self.token.tenant_id)
+                self._session = merchant_session(self.merchant)
+            else:  # the operator acts on every tenant's rows
+                self._session = Session(get_engine(), expire_on_commit=False)
         return self._session
 
     def close_session(self) -> None:

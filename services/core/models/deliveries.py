@@ -6,6 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, Column, ForeignKeyConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
@@ -89,6 +90,7 @@ class DeliveryEvent(SQLModel, table=True):
 
     id: str = Field(default_factory=lambda: new_id("dev"), primary_key=True)
     tenant_id: str
+    sandbox: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     delivery_id: str = Field(index=True)
     status: DeliveryStatus
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
