@@ -42,11 +42,11 @@ def main() -> None:
     ))  # fmt: skip
     name = f"lastmile_bench_billing_{os.getpid()}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    # Owned by an ordinary role, as in production: row-level security applies to it.
-    url = create_scratch_database(admin, name)
+    # Owned by an ordinary role and served as the platform role, as in production.
+    scratch = create_scratch_database(admin, name)
     try:
-        os.environ["LASTMILE_DATABASE_URL"] = url
-        print(json.dumps(run(url, args.events, args.tenants)))
+        os.environ.update(scratch.environment())
+        print(json.dumps(run(scratch.owner_url, args.events, args.tenants)))
     finally:
         from services.core.db import get_engine
 

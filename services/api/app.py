@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -14,11 +16,18 @@ from services.api.graphql.router import graphql_routes
 from services.api.graphql.schema import schema
 from services.api.oauth.endpoints import router as oauth_router
 from services.api.tracking import router as tracking_router
-from services.core.db import get_engine
+from services.core.db import connect_serving_engines, get_engine
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Refuse to start as a database role that could see past row-level security."""
+    connect_serving_engines()
+    yield
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Lastmile", version="0.1.0")
+    app = FastAPI(title="Lastmile", version="0.1.0", lifespan=_lifespan)
     app.include_router(oauth_router)
     app.include_router(tracking_router)
     app.include_router(billing_export_router)

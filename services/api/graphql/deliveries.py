@@ -415,7 +415,7 @@ class DeliveryQueries:
         id: Annotated[strawberry.ID, strawberry.argument(description="The delivery's id.")],
     ) -> Delivery | None:
         ctx = context_of(info)
-        row = repository.get(ctx.session, ctx.tenant_id, str(id))
+        row = repository.get(ctx.session, ctx.merchant, str(id))
         return Delivery.from_row(row) if row else None
 
     @strawberry.field(
@@ -463,7 +463,7 @@ class DeliveryQueries:
         order = listing.SortKey(sort_key)
         rows, more = listing.page(
             ctx.session,
-            ctx.tenant_id,
+            ctx.merchant,
             listing.Filters(statuses=tuple(status or ()), day=date, reference=reference),
             order,
             reverse,
