@@ -3,11 +3,15 @@ the scratch databases the test suite and benchmarks migrate."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 # The ordinary role that owns scratch databases: superusers (and BYPASSRLS roles) skip
 # row-level security, so the application must connect as a role like this one.
@@ -43,3 +47,26 @@ def create_scratch_database(admin: Engine, name: str) -> str:
         connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         connection.execute(text(f"CREATE DATABASE {name} OWNER {APP_ROLE}"))
     return admin.url.set(database=name, username=APP_ROLE).render_as_string(hide_password=False)
+
+
+@contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A scratch database (`create_scratch_database`) next to LASTMILE_DATABASE_URL
+    (default: the local PostgreSQL), made the application's database while the block
+    runs and dropped afterwards; yields its URL. For benchmarks."""
+    from services.core.db import get_engine
+    from services.core.settings import normalize_database_url
+
+    base = make_url(normalize_database_url(
+        os.environ.get("LASTMILE_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres")
+    ))  # fmt: skip
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    url = create_scratch_database(admin, name)
+    try:
+        os.environ["LASTMILE_DATABASE_URL"] = url
+        yield url
+    finally:
+        get_engine().dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
