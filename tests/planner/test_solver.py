@@ -27,6 +27,7 @@ from services.planner.solver import (
     WINDOW_UNREACHABLE,
     assemble,
     decomposition,
+    engine,
     model,
     repair,
     solve,
@@ -432,3 +433,25 @@ def test_who_can_serve_a_job_alone_agrees_with_the_timing_model(seed) -> None:
         for j in problem.jobs
     ]
     assert feasible_vehicles(problem, m).tolist() == expected
+
+
+def test_parts_of_a_plan_are_searched_without_making_it_worse() -> None:
+    """Searching groups of neighbouring routes keeps every job served once and every
+    constraint, and never raises the plan's cost."""
+    problem = grid_problem(
+        300, [van(f"v{k}", (30,)) for k in range(16)], window_width=4_000, seed=3
+    )
+    m = validate(problem)
+    jobs = list(range(300))
+    data = engine.to_data(problem, m, jobs, optional=False)
+    start = engine.search(data, time.monotonic() + 0.5, 0, engine.construct(data))
+    assert start.is_feasible()
+    routes = decomposition._improve_in_parts(
+        problem, m, engine.to_routes(data, start), time.monotonic() + 2.0, seed=1
+    )
+    after = engine.to_solution(data, routes)
+    assert after.is_feasible() and after.num_clients() == 300
+    assert engine.objective(after) <= engine.objective(start)
+    result = assemble(problem, m, repair.make_feasible(problem, m, routes, jobs), [])
+    assert_feasible(problem, result)
+    assert not result.unassigned

@@ -48,6 +48,12 @@ def break_time(vehicle: Vehicle) -> int:
     return sum(b.duration for b in vehicle.breaks)
 
 
+def kind(v: Vehicle) -> tuple[object, ...]:
+    """What makes two vans interchangeable: everything but their id."""
+    return (v.start, v.end, v.capacity, v.shift, v.max_duration, v.fixed_cost,
+            v.cost_per_distance, v.cost_per_time, v.breaks)  # fmt: skip
+
+
 def to_data(problem: Problem, m: Matrices, jobs: Sequence[int], optional: bool) -> Data:
     """PyVRP's problem over `jobs` (problem job indices) and all of the problem's vans.
 
@@ -92,9 +98,7 @@ def to_data(problem: Problem, m: Matrices, jobs: Sequence[int], optional: bool) 
 
     kinds: dict[tuple[object, ...], list[int]] = {}
     for index, v in enumerate(vehicles):
-        key = (v.start, v.end, v.capacity, v.shift, v.max_duration, v.fixed_cost,
-               v.cost_per_distance, v.cost_per_time, v.breaks)  # fmt: skip
-        kinds.setdefault(key, []).append(index)
+        kinds.setdefault(kind(v), []).append(index)
     types = []
     for members in kinds.values():
         v = vehicles[members[0]]
