@@ -34,18 +34,29 @@ def run_due_waves() -> list[str]:
 
 
 def due_waves(session: Session, now: datetime) -> list[str]:
-    """Queue a plan run for tomorrow for every cut-off that has passed today (once each)."""
+    """Queue the plan runs of every wave cut-off that has passed today, once each.
+
+    Each wave plans what its area's open days need: today's deliveries still BOOKED
+    (same-day bookings) while the delivery day lasts, at the latest cut-off passed; and
+    tomorrow, at the day's last cut-off.
+    """
     queued = []
+    limit = get_settings().plan_time_limit_seconds
     for area in repository.service_areas(session):
         local_now = now.astimezone(ZoneInfo(area.timezone))
-        tomorrow = areas.next_delivery_date(area, now)
-        for cutoff in area.wave_cutoffs:
-            if local_now.strftime("%H:%M") < cutoff:
-                continue
+        passed = sorted(c for c in area.wave_cutoffs if local_now.strftime("%H:%M") >= c)
+        if not passed:
+            continue
+        days = []
+        today = local_now.date()
+        if local_now.time() < area.day_end and repository.has_open_deliveries(
+            session, area.id, today
+        ):
+            days.append((today, passed[-1]))
+        if passed[-1] == max(area.wave_cutoffs):
+            days.append((areas.next_delivery_date(area, now), passed[-1]))
+        for day, cutoff in days:
             trigger = f"wave {cutoff}"
-            if not repository.plan_run_exists(session, area.id, tomorrow, trigger):
-                run = runs.request_plan(
-                    session, area.code, tomorrow, trigger, get_settings().plan_time_limit_seconds
-                )
-                queued.append(run.id)
+            if not repository.plan_run_exists(session, area.id, day, trigger):
+                queued.append(runs.request_plan(session, area.code, day, trigger, limit).id)
     return queued
