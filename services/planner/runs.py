@@ -75,6 +75,26 @@ def request_plan(
     return run
 
 
+# The trigger of a run that only inserts new bookings into the day's published routes,
+# queued when a booking arrives after they exist (`request_insertion`); what no route
+# can take stays BOOKED with NO_ROUTE_FITS for the next wave, which may open new routes.
+BOOKING_TRIGGER = "booking"
+NO_ROUTE_FITS = "NO_ROUTE_FITS"
+
+
+def request_insertion(session: Session, area_id: str, day: date) -> PlanRun | None:
+    """Queue an insertion-only run of an area's day, or None when the day has no route
+    that has not left yet (the next wave plans the bookings then)."""
+    if not any(
+        route.departure_at > utcnow() for route in repository.routes_of_day(session, area_id, day)
+    ):
+        return None
+    run = PlanRun(area_id=area_id, date=day, trigger=BOOKING_TRIGGER, time_limit_seconds=1.0)
+    session.add(run)
+    session.flush()
+    return run
+
+
 def find_run(session: Session, run_id: str) -> tuple[PlanRun, str] | None:
     """A plan run and its area's code."""
     return repository.plan_run_with_area(session, run_id)
@@ -117,13 +137,17 @@ def execute(
         insertions = insert_late_bookings(plan_input)
         left = [job for job in plan_input.problem.jobs if job.id not in insertions.inserted]
         budget = run.time_limit_seconds - (solving - began) - _write_seconds(len(left))
-        solution = _solve(
-            replace(plan_input.problem, jobs=left),
-            p.SolveOptions(
-                time_limit=max(budget, _MIN_SOLVE_SECONDS),
-                on_progress=_progress_recorder(run.id, run, on_progress),
-            ),
-        )
+        if run.trigger == BOOKING_TRIGGER:
+            unfit = tuple(p.Unassigned(job.id, NO_ROUTE_FITS) for job in left)
+            solution = p.Solution(routes=(), unassigned=unfit, distance=0, cost=0)
+        else:
+            solution = _solve(
+                replace(plan_input.problem, jobs=left),
+                p.SolveOptions(
+                    time_limit=max(budget, _MIN_SOLVE_SECONDS),
+                    on_progress=_progress_recorder(run.id, run, on_progress),
+                ),
+            )
         # Priced from the plan input's matrices now, so the write only writes rows.
         prices = PlanPrices(plan_input)
         prices.price_solution(solution)

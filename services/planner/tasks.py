@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -20,6 +20,15 @@ STALE_QUEUED = timedelta(minutes=5)
 @celery_app.task(name="planner.execute_plan_run")
 def execute_plan_run(plan_run_id: str) -> str:
     return runs.execute(plan_run_id).status
+
+
+@celery_app.task(name="planner.insert_bookings")
+def insert_bookings(area_id: str, day: str) -> str | None:
+    """Insert an area-day's new bookings into its routes that have not left, now (sent
+    after a booking commits); None when the day has no such route yet."""
+    with transaction() as session:
+        run = runs.request_insertion(session, area_id, date.fromisoformat(day))
+    return None if run is None else runs.execute(run.id).status
 
 
 @celery_app.task(name="planner.run_due_waves")
