@@ -4,6 +4,9 @@ the scratch databases the test suite and benchmarks migrate."""
 from __future__ import annotations
 
 import ast
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,3 +138,25 @@ def create_scratch_database(admin: Engine, name: str) -> ScratchDatabase:
         return admin.url.set(database=name, username=role).render_as_string(hide_password=False)
 
     return ScratchDatabase(url(OWNER_ROLE), url(MERCHANT_ROLE), url(PLATFORM_ROLE))
+
+
+@contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A scratch database (`create_scratch_database`) next to LASTMILE_DATABASE_URL
+    (default: the local PostgreSQL), made the application's database while the block
+    runs and dropped afterwards; yields the owner's URL, to migrate it. For benchmarks."""
+    from services.core.db import get_engine
+
+    base = normalize_database_url(
+        os.environ.get("LASTMILE_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres")
+    )
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    scratch = create_scratch_database(admin, name)
+    try:
+        os.environ.update(scratch.environment())
+        yield scratch.owner_url
+    finally:
+        get_engine().dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
