@@ -166,6 +166,7 @@ def not_found(delivery_id: str) -> UserErrors:
 
 
 def cancel(session: Session, delivery: Delivery, now: datetime, reason: str | None) -> Delivery:
+    validation.check_lengths({("reason",): reason})
     was = _require(delivery, S.CANCELLED)
     leave_route(session, delivery)
     if was == S.PLANNED and not delivery.sandbox:
@@ -228,6 +229,13 @@ def deliver(
     session: Session, delivery: Delivery, now: datetime, proof: Proof, at: Location | None
 ) -> Delivery:
     _require(delivery, S.DELIVERED)
+    validation.check_lengths(
+        {
+            ("proof", "signatureName"): proof.signature_name,
+            ("proof", "photoReference"): proof.photo_reference,
+            ("proof", "pin"): proof.pin,
+        }
+    )
     if not any(asdict(proof).values()):
         raise UserErrors(
             [
@@ -251,6 +259,7 @@ def fail(
 ) -> Delivery:
     """Record a failed attempt; re-attempt the next delivery day unless attempts are used up."""
     _require(delivery, S.FAILED)
+    validation.check_lengths({("note",): note})
     _move(session, delivery, S.FAILED, now, location=at, reason=reason, detail=note)
     if delivery.attempt >= MAX_ATTEMPTS:
         return delivery  # goes back to the depot: RETURNED when it arrives

@@ -251,24 +251,41 @@ class DropoffInput:
         description="Longitude in decimal degrees (WGS 84); must lie in the area's bounds."
     )
     line1: str | None = strawberry.field(
-        default=None, description="Street address, for the driver."
+        default=None,
+        description="Street address, for the driver; at most "
+        f"{validation.MAX_TEXT[('dropoff', 'line1')]} characters.",
     )
-    city: str | None = strawberry.field(default=None, description="City.")
-    postal_code: str | None = strawberry.field(default=None, description="Postal code.")
-    country: str | None = strawberry.field(default=None, description="Country.")
+    city: str | None = strawberry.field(
+        default=None,
+        description=f"City; at most {validation.MAX_TEXT[('dropoff', 'city')]} characters.",
+    )
+    postal_code: str | None = strawberry.field(
+        default=None,
+        description="Postal code; at most "
+        f"{validation.MAX_TEXT[('dropoff', 'postalCode')]} characters.",
+    )
+    country: str | None = strawberry.field(
+        default=None,
+        description=f"Country; at most {validation.MAX_TEXT[('dropoff', 'country')]} characters.",
+    )
 
 
 @plain_input
 @strawberry.input(description="Who receives the parcel.")
 class RecipientInput:
-    name: str = strawberry.field(description="The recipient's name; must not be blank.")
+    name: str = strawberry.field(
+        description="The recipient's name; not blank, at most "
+        f"{validation.MAX_TEXT[('recipient', 'name')]} characters."
+    )
     phone: str | None = strawberry.field(
         default=None,
         description="Phone number for the driver: an optional leading + and 6 to 20 "
         "digits, spaces or ( ) - . characters.",
     )
     email: str | None = strawberry.field(
-        default=None, description="E-mail address, e.g. name@example.com."
+        default=None,
+        description="E-mail address, e.g. name@example.com; at most "
+        f"{validation.MAX_TEXT[('recipient', 'email')]} characters.",
     )
 
 
