@@ -314,19 +314,16 @@ def plan(
     delivery.eta = eta
     delivery.unplanned_reason = None
     delivery.updated_at = now
-    session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}, stop {number}"))
+    session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}"))
     if not delivery.sandbox:
         km = km_share.quantize(Decimal("0.001"))
         record_usage(session, [route_km_usage(delivery.id, delivery.tenant_id, km, now, area_code)])
     emit(
         session,
         "delivery.planned",
-        {
-            "delivery_id": delivery.id,
-            "route_id": route.id,
-            "stop_number": number,
-            "eta": eta.isoformat(),
-        },
+        # No stop number: it counts other merchants' stops (GraphQL gives the merchant
+        # its own order, `route { stopNumber }`).
+        {"delivery_id": delivery.id, "route_id": route.id, "eta": eta.isoformat()},
         _owner(delivery),
     )
 
@@ -349,7 +346,6 @@ def move_stop(
         {
             "delivery_id": delivery.id,
             "route_id": stop.route_id,
-            "stop_number": number,
             "eta": eta.isoformat(),
             "previous_eta": previous.isoformat(),
         },

@@ -13,11 +13,11 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from services.core.db import across_tenants
-from services.core.models import Delivery, DeliveryEvent, DeliveryStatus
+from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, Stop
 from services.core.principal import Merchant
 
 
@@ -48,6 +48,23 @@ def by_ids(session: Session, ids: Collection[str]) -> dict[str, Delivery]:
         return {}
     rows = session.exec(select(Delivery).where(col(Delivery.id).in_(ids))).all()
     return {row.id: row for row in rows}
+
+
+def own_stop_number(session: Session, delivery: Delivery) -> int | None:
+    """The delivery's place among its own merchant's stops on its route (1 = the first
+    of theirs), None off a route: a route is shared, and a merchant learns nothing of the
+    stops of others (not how many come before, nor between)."""
+    if delivery.route_id is None or delivery.stop_number is None:
+        return None
+    return session.exec(
+        select(func.count())
+        .select_from(Stop)
+        .where(
+            Stop.route_id == delivery.route_id,
+            Stop.tenant_id == delivery.tenant_id,
+            col(Stop.sequence) <= delivery.stop_number,
+        )
+    ).one()
 
 
 def by_tracking_token(session: Session, token: str) -> Delivery | None:

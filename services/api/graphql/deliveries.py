@@ -73,7 +73,9 @@ class DeliveryRoute:
         description="The route's id; deliveries sharing it ride the same van that day."
     )
     stop_number: int = strawberry.field(
-        description="This delivery's position on the route (1 = first)."
+        description="This delivery's position among your own stops on the route (1 = the "
+        "first of yours). Routes are shared: other merchants' stops are neither counted nor "
+        "shown."
     )
 
 
@@ -184,12 +186,11 @@ class Delivery:
     _row: strawberry.Private[models.Delivery]
 
     @strawberry.field(description="The route it is planned on; null until planned.")
-    def route(self) -> DeliveryRoute | None:
-        if self._row.route_id is None or self._row.stop_number is None:
+    def route(self, info: strawberry.Info) -> DeliveryRoute | None:
+        number = repository.own_stop_number(context_of(info).session, self._row)
+        if self._row.route_id is None or number is None:
             return None
-        return DeliveryRoute(
-            id=strawberry.ID(self._row.route_id), stop_number=self._row.stop_number
-        )
+        return DeliveryRoute(id=strawberry.ID(self._row.route_id), stop_number=number)
 
     @strawberry.field(description="Tracking events, oldest first.")
     def events(self, info: strawberry.Info) -> list[TrackingEvent]:
