@@ -99,8 +99,15 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the API (GraphQL, OAuth, tracking pages, CSV exports)."""
     import uvicorn
 
+    from services.core.settings import get_settings
+
     uvicorn.run(
-        "services.api.app:create_server_app", factory=True, host=host, port=port, workers=workers
+        "services.api.app:create_server_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ws_max_size=get_settings().max_request_bytes,
     )
 
 

@@ -11,12 +11,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from services.api.billing_export import router as billing_export_router
+from services.api.bodylimit import BodySizeLimit
 from services.api.graphiql import mount_assets
 from services.api.graphql.router import graphql_routes
 from services.api.graphql.schema import schema
 from services.api.oauth.endpoints import router as oauth_router
 from services.api.tracking import router as tracking_router
 from services.core.db import connect_serving_engines, get_engine
+from services.core.settings import get_settings
 
 
 @asynccontextmanager
@@ -35,6 +37,7 @@ def create_app() -> FastAPI:
     app.router.routes.insert(0, post_route)
     app.include_router(graphql_router, prefix="/graphql")
     mount_assets(app)
+    app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_request_bytes)
 
     @app.get("/graphql/schema.graphql", response_class=PlainTextResponse)
     def sdl() -> str:

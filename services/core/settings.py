@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
+    # The largest request body (and WebSocket message) the API reads, in bytes.
+    max_request_bytes: int = 1024 * 1024
+    # Subscriptions one merchant (tenant and mode) may hold open on one API process.
+    subscriptions_per_merchant: int = 20
     # Redis holding the cost buckets, so that every API process drains the same budget.
     # Empty: each API process keeps its own buckets in memory (right for one process).
     redis_url: str = ""

@@ -166,6 +166,7 @@ def not_found(delivery_id: str) -> UserErrors:
 
 
 def cancel(session: Session, delivery: Delivery, now: datetime, reason: str | None) -> Delivery:
+    validation.check_lengths({("reason",): reason})
     was = _require(delivery, S.CANCELLED)
     leave_route(session, delivery)
     if was == S.PLANNED and not delivery.sandbox:
@@ -228,6 +229,13 @@ def deliver(
     session: Session, delivery: Delivery, now: datetime, proof: Proof, at: Location | None
 ) -> Delivery:
     _require(delivery, S.DELIVERED)
+    validation.check_lengths(
+        {
+            ("proof", "signatureName"): proof.signature_name,
+            ("proof", "photoReference"): proof.photo_reference,
+            ("proof", "pin"): proof.pin,
+        }
+    )
     if not any(asdict(proof).values()):
         raise UserErrors(
             [
@@ -251,6 +259,7 @@ def fail(
 ) -> Delivery:
     """Record a failed attempt; re-attempt the next delivery day unless attempts are used up."""
     _require(delivery, S.FAILED)
+    validation.check_lengths({("note",): note})
     _move(session, delivery, S.FAILED, now, location=at, reason=reason, detail=note)
     if delivery.attempt >= MAX_ATTEMPTS:
         return delivery  # goes back to the depot: RETURNED when it arrives
@@ -305,19 +314,16 @@ def plan(
     delivery.eta = eta
     delivery.unplanned_reason = None
     delivery.updated_at = now
-    session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}, stop {number}"))
+    session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}"))
     if not delivery.sandbox:
         km = km_share.quantize(Decimal("0.001"))
         record_usage(session, [route_km_usage(delivery.id, delivery.tenant_id, km, now, area_code)])
     emit(
         session,
         "delivery.planned",
-        {
-            "delivery_id": delivery.id,
-            "route_id": route.id,
-            "stop_number": number,
-            "eta": eta.isoformat(),
-        },
+        # No stop number: it counts other merchants' stops (GraphQL gives the merchant
+        # its own order, `route { stopNumber }`).
+        {"delivery_id": delivery.id, "route_id": route.id, "eta": eta.isoformat()},
         _owner(delivery),
     )
 
@@ -340,7 +346,6 @@ def move_stop(
         {
             "delivery_id": delivery.id,
             "route_id": stop.route_id,
-            "stop_number": number,
             "eta": eta.isoformat(),
             "previous_eta": previous.isoformat(),
         },

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date, datetime
+from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import text
+from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from services.core.db import across_tenants
-from services.core.models import Delivery, DeliveryEvent, DeliveryStatus
+from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, Stop
 from services.core.principal import Merchant
 
 
@@ -48,6 +50,23 @@ def by_ids(session: Session, ids: Collection[str]) -> dict[str, Delivery]:
     return {row.id: row for row in rows}
 
 
+def own_stop_number(session: Session, delivery: Delivery) -> int | None:
+    """The delivery's place among its own merchant's stops on its route (1 = the first
+    of theirs), None off a route: a route is shared, and a merchant learns nothing of the
+    stops of others (not how many come before, nor between)."""
+    if delivery.route_id is None or delivery.stop_number is None:
+        return None
+    return session.exec(
+        select(func.count())
+        .select_from(Stop)
+        .where(
+            Stop.route_id == delivery.route_id,
+            Stop.tenant_id == delivery.tenant_id,
+            col(Stop.sequence) <= delivery.stop_number,
+        )
+    ).one()
+
+
 def by_tracking_token(session: Session, token: str) -> Delivery | None:
     """The delivery a recipient's tracking link names, whoever's it is."""
     return session.exec(select(Delivery).where(Delivery.tracking_token == token)).first()
@@ -63,34 +82,66 @@ def events_of(session: Session, tenant_id: str | None, delivery_id: str) -> list
     )
 
 
-def events_after(
-    session: Session, merchant: Merchant, last_id: str, delivery_id: str | None, limit: int
-) -> list[tuple[DeliveryEvent, Delivery]]:
-    """The merchant's tracking events (of its mode) after event `last_id`, in id order,
-    with their delivery."""
+def events_since(
+    session: Session, merchant: Merchant, since: str | None, delivery_id: str | None
+) -> tuple[str, list[tuple[DeliveryEvent, Delivery]]]:
+    """The merchant's tracking events (of its mode) that became visible after position
+    `since` (None: now), with their delivery, and the position to ask from next.
+
+    A feed that followed event ids would skip an event whose transaction made its id
+    before another's and committed after it. On PostgreSQL a position is a snapshot
+    (`pg_current_snapshot()`) and each event carries the id of the transaction that
+    wrote it (`delivery_event.txid`, migration e5a7c9b1d3f2): what became visible since
+    a snapshot is exactly what that snapshot saw as not yet committed, whatever the
+    order of the commits. SQLite, one writer at a time, follows event ids. Call it in a
+    transaction of its own.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return _events_after_id(session, merchant, since, delivery_id)
+    connection = session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    now = str(connection.execute(text("SELECT pg_current_snapshot()::text")).scalar_one())
+    if since is None:
+        return now, []
+    _xmin, xmax, in_progress = since.split(":")
+    statement = _mine(merchant, delivery_id).where(
+        text("(delivery_event.txid >= :xmax OR delivery_event.txid = ANY(:in_progress))")
+    )
+    params = {"xmax": int(xmax), "in_progress": [int(x) for x in in_progress.split(",") if x]}
+    rows = session.exec(
+        statement.order_by(text("delivery_event.txid"), col(DeliveryEvent.id)).params(**params)
+    ).all()
+    return now, [(event, delivery) for event, delivery in rows]
+
+
+def _events_after_id(
+    session: Session, merchant: Merchant, last_id: str | None, delivery_id: str | None
+) -> tuple[str, list[tuple[DeliveryEvent, Delivery]]]:
+    if last_id is None:
+        newest = session.exec(
+            select(DeliveryEvent.id)
+            .where(DeliveryEvent.tenant_id == merchant.tenant_id)
+            .order_by(col(DeliveryEvent.id).desc())
+            .limit(1)
+        ).first()
+        return newest or "", []
+    statement = _mine(merchant, delivery_id).where(col(DeliveryEvent.id) > last_id)
+    rows = session.exec(statement.order_by(col(DeliveryEvent.id))).all()
+    return (rows[-1][0].id if rows else last_id), [(event, delivery) for event, delivery in rows]
+
+
+def _mine(merchant: Merchant, delivery_id: str | None) -> Any:
+    """The merchant's tracking events of its mode (or of one delivery), with their delivery."""
     statement = (
         select(DeliveryEvent, Delivery)
         .join(Delivery, col(Delivery.id) == col(DeliveryEvent.delivery_id))
         .where(
             DeliveryEvent.tenant_id == merchant.tenant_id,
-            Delivery.sandbox == merchant.sandbox,
-            col(DeliveryEvent.id) > last_id,
+            DeliveryEvent.sandbox == merchant.sandbox,
         )
-        .order_by(col(DeliveryEvent.id))
-        .limit(limit)
     )
     if delivery_id is not None:
         statement = statement.where(DeliveryEvent.delivery_id == delivery_id)
-    return [(event, delivery) for event, delivery in session.exec(statement).all()]
-
-
-def newest_event_id(session: Session, tenant_id: str) -> str | None:
-    return session.exec(
-        select(DeliveryEvent.id)
-        .where(DeliveryEvent.tenant_id == tenant_id)
-        .order_by(col(DeliveryEvent.id).desc())
-        .limit(1)
-    ).first()
+    return statement
 
 
 def open_windows_of_day(

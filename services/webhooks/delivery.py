@@ -111,7 +111,11 @@ def deliver(
     if request is None:
         return Outcome(status=None)
     if http is None:
-        with httpx.Client(timeout=REQUEST_TIMEOUT_SECONDS, follow_redirects=False) as client:
+        with httpx.Client(
+            transport=targets.GuardedTransport(),
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            follow_redirects=False,
+        ) as client:
             response = _send(client, request)
     else:
         response = _send(http, request)
@@ -195,8 +199,6 @@ def _claim(message_id: str, now: datetime) -> _Request | None:
 
 def _send(client: httpx.Client, request: _Request) -> _Response:
     started = time.monotonic()
-    if refusal := targets.delivery_refusal(request.url):
-        return _Response(None, None, f"Not sent: {refusal}", _since(started))
     try:
         with client.stream(
             "POST", request.url, content=request.body, headers=request.headers
@@ -209,7 +211,10 @@ def _send(client: httpx.Client, request: _Request) -> _Response:
             text = excerpt[:RESPONSE_EXCERPT_BYTES].decode("utf-8", errors="replace")
             return _Response(response.status_code, text or None, None, _since(started))
     except httpx.HTTPError as error:
-        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if str(error).startswith(targets.NOT_SENT):  # the guard refused the address
+            message = str(error)
+        else:
+            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         return _Response(None, None, message, _since(started))
 
 
