@@ -28,6 +28,7 @@ from services.planner.solver.engine import (
     construct,
     kind,
     objective,
+    route_cost,
     search,
     to_data,
     to_routes,
@@ -88,7 +89,7 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Solution:
         routes = make_feasible(problem, m, routes, servable)
     solution = assemble(problem, m, routes, left_out)
     if options.on_progress is not None:
-        options.on_progress(solution.cost)
+        options.on_progress(sum(route.cost for route in solution.routes))
     return solution
 
 
@@ -143,7 +144,9 @@ def _improve(
     if not best.is_feasible():
         best = search(data, deadline, seed, best, on_progress)
         return _rank(best), to_routes(data, best)
-    routes = _improve_in_parts(problem, m, to_routes(data, best), deadline, seed)
+    routes = _improve_in_parts(
+        problem, m, to_routes(data, best), deadline, seed, route_cost(best), on_progress
+    )
     final = to_solution(data, routes)  # timed by PyVRP again, for the departures
     return _rank(final), to_routes(data, final)
 
@@ -162,11 +165,18 @@ def _rank(solution: pyvrp.Solution) -> tuple[bool, int]:
 
 
 def _improve_in_parts(
-    problem: Problem, m: Matrices, plan: list[RawRoute], deadline: float, seed: int
+    problem: Problem,
+    m: Matrices,
+    plan: list[RawRoute],
+    deadline: float,
+    seed: int,
+    cost: int = 0,
+    on_progress: Progress | None = None,
 ) -> list[RawRoute]:
     """Search parts of the plan in turn, each a few neighbouring routes of about
     `PART_SIZE` jobs with their vans and an idle one of each kind, from the part's own
-    routes for `PART_SECONDS`; a part's new routes replace the old when they cost less.
+    routes for `PART_SECONDS`; a part's new routes replace the old when they cost less
+    (and `on_progress` hears the plan's new cost, starting from `cost`).
 
     On a large plan every iteration of the search over the whole of it reads and
     writes the whole plan: on 1,000 stops it makes about 430 iterations a second where
@@ -196,6 +206,9 @@ def _improve_in_parts(
         found = search(pdata, until, int(rng.integers(1 << 30)), current)
         if not found.is_feasible() or objective(found) >= objective(current):
             continue
+        cost -= route_cost(current) - route_cost(found)
+        if on_progress is not None:
+            on_progress(cost)
         for vehicle in group:
             del routes[vehicle]
         for r in to_routes(pdata, found):

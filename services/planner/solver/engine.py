@@ -169,7 +169,13 @@ class _Best(pyvrp.IteratedLocalSearchCallbacks):
 
     def on_best(self, best: pyvrp.Solution) -> None:
         if self.report is not None and best.is_feasible():
-            self.report(objective(best))
+            self.report(route_cost(best))
+
+
+def route_cost(solution: pyvrp.Solution) -> int:
+    """What the routes cost (fixed, distance and time), for progress reports: without
+    the prizes of stops left out, and with breaks left out of the time."""
+    return int(solution.distance_cost() + solution.duration_cost() + solution.fixed_vehicle_cost())
 
 
 def objective(solution: pyvrp.Solution) -> int:
