@@ -16,6 +16,7 @@ from services.core.errors import UserErrors
 from services.core.models import Quote as QuoteRow
 from services.core.money import currency_for, format_amount, from_minor
 from services.deliveries import quotes, validation
+from services.planner.live import servable_windows
 
 
 @strawberry.type(description="An amount of money in a currency.")
@@ -111,7 +112,9 @@ class QuoteMutations:
             date=input.date,
         )
         try:
-            row = quotes.create_quote(ctx.session, ctx.tenant_id, request, ctx.now, marginal_price)
+            row = quotes.create_quote(
+                ctx.session, ctx.tenant_id, request, ctx.now, marginal_price, servable_windows
+            )
         except UserErrors as rejected:
             return CreateQuotePayload(
                 quote=None, user_errors=[UserError.from_domain(e) for e in rejected.errors]
