@@ -48,7 +48,7 @@ from services.core.models import (
     ServiceArea,
     Stop,
 )
-from services.core.outbox import emit
+from services.core.outbox import emit, emit_all
 from services.core.usage import record_usage
 from services.deliveries import repository, validation
 
@@ -302,6 +302,7 @@ def plan_stops(
     """`plan` for several stops of one route: (delivery, stop number, ETA, km share)
     each, with their usage recorded in one go (a plan run writes thousands)."""
     usage = []
+    events: list[tuple[str, dict[str, Any], str | None]] = []
     for delivery, number, eta, km_share in stops:
         session.add(
             Stop(
@@ -322,17 +323,14 @@ def plan_stops(
         if not delivery.sandbox:
             km = km_share.quantize(Decimal("0.001"))
             usage.append(route_km_usage(delivery.id, delivery.tenant_id, km, now, area_code))
-        emit(
-            session,
-            "delivery.planned",
-            {
-                "delivery_id": delivery.id,
-                "route_id": route.id,
-                "stop_number": number,
-                "eta": eta.isoformat(),
-            },
-            delivery.tenant_id,
-        )
+        planned = {
+            "delivery_id": delivery.id,
+            "route_id": route.id,
+            "stop_number": number,
+            "eta": eta.isoformat(),
+        }
+        events.append(("delivery.planned", planned, delivery.tenant_id))
+    emit_all(session, events)
     if usage:
         record_usage(session, usage)
 
