@@ -52,7 +52,7 @@ PIECE_SIZE = 750
 # From this many jobs the search also works on parts of the plan (`_improve_in_parts`),
 # after searching the whole of it for `WHOLE_SHARE` of the time.
 PARTS_FROM = 250
-WHOLE_SHARE = 0.4
+WHOLE_SHARE = 0.6
 PART_SIZE = 200
 PART_SECONDS = 0.8
 _MIN_PART_SECONDS = 0.2
@@ -105,7 +105,13 @@ def _search(
     other seeds in child processes as there are other cores (when there is time to
     start them); the cheapest plan wins."""
     data = to_data(problem, m, jobs, optional=problem.drop_penalty is not None)
-    start = construct(data)
+    built = construct(data)
+    start: pyvrp.Solution | None = built
+    if problem.drop_penalty is None and not built.is_complete():
+        # Every job must be served and the fleet ran out before the nearest-neighbour
+        # routes took them all (tight windows): PyVRP's own start (a random plan after
+        # an exhaustive local search) is the better one there.
+        start = None
     others = workers - 1 if deadline - time.monotonic() > 2 * _CHILD_OVERHEAD else 0
     if others:
         with ThreadPoolExecutor(max_workers=1) as waiter:
@@ -129,7 +135,7 @@ def _improve(
     problem: Problem,
     m: Matrices,
     data: Data,
-    start: pyvrp.Solution,
+    start: pyvrp.Solution | None,
     deadline: float,
     seed: int,
     on_progress: Progress | None = None,
@@ -152,7 +158,7 @@ def _improve(
 
 
 def _improve_child(
-    problem: Problem, jobs: Sequence[int], deadline: float, seed: int, start: pyvrp.Solution
+    problem: Problem, jobs: Sequence[int], deadline: float, seed: int, start: pyvrp.Solution | None
 ) -> Ranked:
     """Child-process entry point: one more search with another seed."""
     m = validate(problem)
