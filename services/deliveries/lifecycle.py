@@ -21,7 +21,7 @@ already counts on it) also records `late_cancellations`, which plans price.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -48,7 +48,7 @@ from services.core.models import (
     ServiceArea,
     Stop,
 )
-from services.core.outbox import emit
+from services.core.outbox import emit, emit_all
 from services.core.principal import Merchant
 from services.core.usage import record_usage
 from services.deliveries import repository, validation
@@ -298,34 +298,49 @@ def plan(
     now: datetime,
 ) -> None:
     """BOOKED to PLANNED: stop `number` of `route` at `eta`, metered its share of the
-    route's distance (`route_km`, to the metre). The planner calls it for each stop."""
-    session.add(
-        Stop(
-            route_id=route.id,
-            delivery_id=delivery.id,
-            tenant_id=delivery.tenant_id,
-            sequence=number,
-            eta=eta,
+    route's distance (`route_km`, to the metre). The planner calls it for each stop it
+    inserts into a route; a new route's stops go through `plan_stops` at once."""
+    plan_stops(session, route, [(delivery, number, eta, km_share)], area_code, now)
+
+
+def plan_stops(
+    session: Session,
+    route: Route,
+    stops: Sequence[tuple[Delivery, int, datetime, Decimal]],
+    area_code: str,
+    now: datetime,
+) -> None:
+    """`plan` for several stops of one route: (delivery, stop number, ETA, km share)
+    each, with their usage recorded in one go (a plan run writes thousands)."""
+    usage = []
+    events: list[tuple[str, dict[str, Any], Merchant | None]] = []
+    for delivery, number, eta, km_share in stops:
+        session.add(
+            Stop(
+                route_id=route.id,
+                delivery_id=delivery.id,
+                tenant_id=delivery.tenant_id,
+                sequence=number,
+                eta=eta,
+            )
         )
-    )
-    delivery.status = S.PLANNED
-    delivery.route_id = route.id
-    delivery.stop_number = number
-    delivery.eta = eta
-    delivery.unplanned_reason = None
-    delivery.updated_at = now
-    session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}"))
-    if not delivery.sandbox:
-        km = km_share.quantize(Decimal("0.001"))
-        record_usage(session, [route_km_usage(delivery.id, delivery.tenant_id, km, now, area_code)])
-    emit(
-        session,
-        "delivery.planned",
+        delivery.status = S.PLANNED
+        delivery.route_id = route.id
+        delivery.stop_number = number
+        delivery.eta = eta
+        delivery.unplanned_reason = None
+        delivery.updated_at = now
+        session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}"))
+        if not delivery.sandbox:
+            km = km_share.quantize(Decimal("0.001"))
+            usage.append(route_km_usage(delivery.id, delivery.tenant_id, km, now, area_code))
         # No stop number: it counts other merchants' stops (GraphQL gives the merchant
         # its own order, `route { stopNumber }`).
-        {"delivery_id": delivery.id, "route_id": route.id, "eta": eta.isoformat()},
-        _owner(delivery),
-    )
+        planned = {"delivery_id": delivery.id, "route_id": route.id, "eta": eta.isoformat()}
+        events.append(("delivery.planned", planned, _owner(delivery)))
+    emit_all(session, events)
+    if usage:
+        record_usage(session, usage)
 
 
 def move_stop(

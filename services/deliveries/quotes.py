@@ -11,7 +11,9 @@ delivery domain holds no billing rules).
 Windows: two-hour slots of the delivery day. A slot is open while the deliveries
 already booked or planned there (each spread evenly over its own window) leave room
 for one more, against a capacity of STOPS_PER_VAN_HOUR for every hour of a shift
-that overlaps the slot.
+that overlaps the slot. Once the day's routes are out, only the slots in which one of
+them that has not left can still take the parcel are offered (`LivePlan`, the
+planner's insertion check, handed in by the API).
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ SLOT = timedelta(hours=2)
 STOPS_PER_VAN_HOUR = 6
 Pricer = Callable[[Session, str, int, datetime], tuple[int, str]]
 """(session, tenant, parcel grams, now) -> what it adds to the invoice: minor units, currency."""
+Window = tuple[datetime, datetime]
+LivePlan = Callable[
+    [Session, ServiceArea, date, Dropoff, Parcel, list[Window]], list[Window] | None
+]
+"""(session, area, day, drop-off, parcel, windows) -> those the day's published routes can
+still take the parcel in, or None when the day has none (the planner's
+`live.servable_windows`, handed in by the API)."""
 
 
 @dataclass(frozen=True)
@@ -49,11 +58,19 @@ def create_quote(
     now: datetime,
     price_of: Pricer,
     sandbox: bool = False,
+    live_plan: LivePlan | None = None,
 ) -> Quote:
+    """Quote a delivery: billing's price, and the windows open for it. Once the day's
+    routes are out, `live_plan` narrows the windows to those the routes can take it in."""
     area, day = validate_shipment(
         session, request.service_area, request.dropoff, request.parcel, request.date, now
     )
     price, currency = price_of(session, tenant_id, request.parcel.weight_grams, now)
+    windows = open_windows(session, area, day, now)
+    if live_plan is not None:
+        servable = live_plan(session, area, day, request.dropoff, request.parcel, windows)
+        if servable is not None:
+            windows = servable
     quote = Quote(
         tenant_id=tenant_id,
         sandbox=sandbox,
@@ -64,7 +81,7 @@ def create_quote(
         weight_grams=request.parcel.weight_grams,
         price_minor=price,
         currency=currency,
-        windows=[[a.isoformat(), b.isoformat()] for a, b in open_windows(session, area, day, now)],
+        windows=[[a.isoformat(), b.isoformat()] for a, b in windows],
         expires_at=now + QUOTE_TTL,
         created_at=now,
     )

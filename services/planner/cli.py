@@ -57,7 +57,10 @@ def plan(area_code: str, day: object, time_limit: float | None, as_json: bool) -
         raise click.BadParameter(error.message, param_hint=option) from None
     plan_day = run.date
     with click.progressbar(
-        length=100, label=f"Planning {area_code} {plan_day}", file=sys.stderr
+        length=100,
+        label=f"Planning {area_code} {plan_day}",
+        file=sys.stderr,
+        item_show_func=lambda shown: shown,
     ) as bar:
         shown = [0]
 
@@ -68,7 +71,9 @@ def plan(area_code: str, day: object, time_limit: float | None, as_json: bool) -
                 if current.status in (PlanRunStatus.DONE, PlanRunStatus.FAILED)
                 else min(99, int(100 * elapsed / limit))
             )
-            bar.update(done - shown[0])
+            best = current.best_cost_minor
+            status = f"{current.status}" + ("" if best is None else f", best {best / 100:.2f}")
+            bar.update(done - shown[0], status)
             shown[0] = done
 
         result = runs.execute(run.id, on_progress=progress)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, time
+from typing import Protocol
 
 from services.core.models import Delivery, ServiceArea, Shift, Vehicle
 from services.core.settings import get_settings
@@ -26,7 +27,18 @@ DROP_PENALTY = 1_000_000 * MILLI
 DEFAULT_PARCEL_VOLUME_CM3 = 24_000
 
 
-def parcel_volume_cm3(delivery: Delivery) -> int:
+class Sized(Protocol):
+    """A parcel's sides, as a delivery or a parcel being quoted has them."""
+
+    @property
+    def length_cm(self) -> int | None: ...
+    @property
+    def width_cm(self) -> int | None: ...
+    @property
+    def height_cm(self) -> int | None: ...
+
+
+def parcel_volume_cm3(delivery: Sized) -> int:
     """The parcel's volume from its dimensions, or the default carton's when not given."""
     sides = (delivery.length_cm, delivery.width_cm, delivery.height_cm)
     if any(side is None for side in sides):

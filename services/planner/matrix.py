@@ -43,15 +43,27 @@ class MatrixProvider(Protocol):
 
 
 def great_circle_matrix(points: Sequence[Point], circuity: float, speed_kmh: float) -> Matrices:
-    """(distance in metres, travel time in seconds) between every pair of (lat, lng)."""
+    """(distance in metres, travel time in seconds) between every pair of (lat, lng).
+
+    The central angle comes from the chord between points on the unit sphere, whose
+    squared length is a matrix product: at 5,000 points that is a fraction of a second
+    where the haversine terms, element by element, took seconds. Accurate to well under
+    a metre at city distances.
+    """
     if speed_kmh <= 0 or circuity < 1:
         raise ValueError("speed must be positive and circuity at least 1")
     lat = np.radians(np.array([p[0] for p in points], dtype=float))
     lng = np.radians(np.array([p[1] for p in points], dtype=float))
-    dlat = lat[:, None] - lat[None, :]
-    dlng = lng[:, None] - lng[None, :]
-    a = np.sin(dlat / 2) ** 2 + np.cos(lat)[:, None] * np.cos(lat)[None, :] * np.sin(dlng / 2) ** 2
-    metres = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))) * circuity
+    unit = np.stack([np.cos(lat) * np.cos(lng), np.cos(lat) * np.sin(lng), np.sin(lat)], axis=1)
+    squared = np.sum(unit * unit, axis=1)
+    chord = squared[:, None] + squared[None, :] - 2 * (unit @ unit.T)
+    np.clip(chord, 0.0, 4.0, out=chord)
+    np.sqrt(chord, out=chord)
+    chord /= 2
+    np.clip(chord, 0.0, 1.0, out=chord)
+    metres = np.arcsin(chord, out=chord)
+    metres *= 2 * EARTH_RADIUS_M * circuity
+    np.fill_diagonal(metres, 0.0)
     seconds = metres / (speed_kmh / 3.6)
     return np.rint(metres).astype(np.int64), np.rint(seconds).astype(np.int64)
 

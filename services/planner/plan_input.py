@@ -92,11 +92,7 @@ def load_plan_input(session: Session, run: PlanRun) -> PlanInput:
     routes = repository.routes_of_day(session, area.id, run.date)
     busy = {route.shift_id for route in routes}
     shifts = {shift.id: (shift, vehicle) for shift, vehicle in fleet if shift.id not in busy}
-    open_routes = [
-        open_route
-        for route in routes
-        if route.departure_at > utcnow() and (open_route := _open_route(session, route))
-    ]
+    open_routes = still_open(session, routes)
     routed = [d for open_route in open_routes for d in open_route.deliveries]
     route_shifts = [(open_route.shift, open_route.vehicle) for open_route in open_routes]
     midnight = areas.local_midnight(area, run.date)
@@ -121,6 +117,15 @@ def load_plan_input(session: Session, run: PlanRun) -> PlanInput:
         fleet={vehicle.id: vehicle for vehicle in world.vehicles},
         jobs={job.id: job for job in world.jobs},
     )
+
+
+def still_open(session: Session, routes: list[Route]) -> list[OpenRoute]:
+    """The routes that have not left and whose deliveries are all still PLANNED."""
+    return [
+        open_route
+        for route in routes
+        if route.departure_at > utcnow() and (open_route := _open_route(session, route))
+    ]
 
 
 def _open_route(session: Session, route: Route) -> OpenRoute | None:

@@ -108,12 +108,13 @@ def write_solution(
         session.add(route)
         session.flush()
         km_share = Decimal(solved.distance) / len(visits) / 1000
-        for number, visit in enumerate(visits, start=1):
-            eta = plan_input.midnight + timedelta(seconds=visit.start)
-            lifecycle.plan(
-                session, current[visit.job_id], route, number, eta, km_share, area.code, now
-            )
-            planned += 1
+        stops = [
+            (current[visit.job_id], number, plan_input.midnight + timedelta(seconds=visit.start),
+             km_share)
+            for number, visit in enumerate(visits, start=1)
+        ]  # fmt: skip
+        lifecycle.plan_stops(session, route, stops, area.code, now)
+        planned += len(stops)
         record_cost_basis(session, route, prices.pricer(shift.id))
         emit(session, "route.planned", {"route_id": route.id, "plan_run_id": run.id}, None)
         route_count += 1

@@ -13,7 +13,7 @@ from services.core.db import transaction, utcnow
 from services.core.models import Delivery, DeliveryStatus, PlanRunStatus, Route, Shift, Vehicle
 from services.core.models.areas import ShiftError
 from services.core.settings import get_settings
-from services.planner import mapping
+from services.planner import mapping, runs
 from services.planner.plan_input import problem_for
 from services.planner.problem import Break
 from tests.planner import world
@@ -224,3 +224,20 @@ def test_a_shift_below_the_minimum_wage_fails_the_run(db):
     assert run.status == PlanRunStatus.FAILED
     assert f"shift {cheap.id}: pays 900 per hour, below the minimum wage 1600" in run.error
     assert world.counts() == before
+
+
+def test_a_run_shows_its_best_cost_so_far_while_solving(db):
+    """Progress is the routes' cost (a left-out delivery's drop penalty is no cost)."""
+    with transaction() as session:
+        area = world.area(session)
+        world.van(session, area)
+        acme = world.tenant(session)
+        for k in range(6):
+            world.delivery(session, area, acme, at=(40.70 + k / 100, -74.05))
+        world.delivery(session, area, acme, grams=700_000)  # too heavy for any van
+        run = runs.request_plan(session, "t", world.DAY, "test", 1.5)
+    seen: list[tuple[str, int | None]] = []
+    done = runs.execute(run.id, on_progress=lambda r: seen.append((r.status, r.best_cost_minor)))
+    solving = [cost for status, cost in seen if status == PlanRunStatus.SOLVING and cost]
+    assert solving and max(solving) < mapping.DROP_PENALTY / mapping.MILLI
+    assert seen[-1] == (PlanRunStatus.DONE, done.cost_minor)

@@ -16,6 +16,7 @@ from services.core.errors import UserErrors
 from services.core.models import Quote as QuoteRow
 from services.core.money import currency_for, format_amount, from_minor
 from services.deliveries import quotes, validation
+from services.planner.live import servable_windows
 
 
 @strawberry.type(description="An amount of money in a currency.")
@@ -112,7 +113,14 @@ class QuoteMutations:
         )
         try:
             row = quotes.create_quote(
-                ctx.session, ctx.tenant_id, request, ctx.now, marginal_price, ctx.token.sandbox
+                ctx.session,
+                ctx.tenant_id,
+                request,
+                ctx.now,
+                marginal_price,
+                sandbox=ctx.token.sandbox,
+                # Sandbox bookings are never routed: the live plan has nothing to say.
+                live_plan=None if ctx.token.sandbox else servable_windows,
             )
         except UserErrors as rejected:
             return CreateQuotePayload(

@@ -28,6 +28,7 @@ from services.planner.solver.engine import (
     construct,
     kind,
     objective,
+    route_cost,
     search,
     to_data,
     to_routes,
@@ -51,7 +52,7 @@ PIECE_SIZE = 750
 # From this many jobs the search also works on parts of the plan (`_improve_in_parts`),
 # after searching the whole of it for `WHOLE_SHARE` of the time.
 PARTS_FROM = 250
-WHOLE_SHARE = 0.4
+WHOLE_SHARE = 0.6
 PART_SIZE = 200
 PART_SECONDS = 0.8
 _MIN_PART_SECONDS = 0.2
@@ -88,7 +89,7 @@ def solve(problem: Problem, options: SolveOptions | None = None) -> Solution:
         routes = make_feasible(problem, m, routes, servable)
     solution = assemble(problem, m, routes, left_out)
     if options.on_progress is not None:
-        options.on_progress(solution.cost)
+        options.on_progress(sum(route.cost for route in solution.routes))
     return solution
 
 
@@ -104,7 +105,13 @@ def _search(
     other seeds in child processes as there are other cores (when there is time to
     start them); the cheapest plan wins."""
     data = to_data(problem, m, jobs, optional=problem.drop_penalty is not None)
-    start = construct(data)
+    built = construct(data)
+    start: pyvrp.Solution | None = built
+    if problem.drop_penalty is None and not built.is_complete():
+        # Every job must be served and the fleet ran out before the nearest-neighbour
+        # routes took them all (tight windows): PyVRP's own start (a random plan after
+        # an exhaustive local search) is the better one there.
+        start = None
     others = workers - 1 if deadline - time.monotonic() > 2 * _CHILD_OVERHEAD else 0
     if others:
         with ThreadPoolExecutor(max_workers=1) as waiter:
@@ -128,7 +135,7 @@ def _improve(
     problem: Problem,
     m: Matrices,
     data: Data,
-    start: pyvrp.Solution,
+    start: pyvrp.Solution | None,
     deadline: float,
     seed: int,
     on_progress: Progress | None = None,
@@ -143,13 +150,15 @@ def _improve(
     if not best.is_feasible():
         best = search(data, deadline, seed, best, on_progress)
         return _rank(best), to_routes(data, best)
-    routes = _improve_in_parts(problem, m, to_routes(data, best), deadline, seed)
+    routes = _improve_in_parts(
+        problem, m, to_routes(data, best), deadline, seed, route_cost(best), on_progress
+    )
     final = to_solution(data, routes)  # timed by PyVRP again, for the departures
     return _rank(final), to_routes(data, final)
 
 
 def _improve_child(
-    problem: Problem, jobs: Sequence[int], deadline: float, seed: int, start: pyvrp.Solution
+    problem: Problem, jobs: Sequence[int], deadline: float, seed: int, start: pyvrp.Solution | None
 ) -> Ranked:
     """Child-process entry point: one more search with another seed."""
     m = validate(problem)
@@ -162,11 +171,18 @@ def _rank(solution: pyvrp.Solution) -> tuple[bool, int]:
 
 
 def _improve_in_parts(
-    problem: Problem, m: Matrices, plan: list[RawRoute], deadline: float, seed: int
+    problem: Problem,
+    m: Matrices,
+    plan: list[RawRoute],
+    deadline: float,
+    seed: int,
+    cost: int = 0,
+    on_progress: Progress | None = None,
 ) -> list[RawRoute]:
     """Search parts of the plan in turn, each a few neighbouring routes of about
     `PART_SIZE` jobs with their vans and an idle one of each kind, from the part's own
-    routes for `PART_SECONDS`; a part's new routes replace the old when they cost less.
+    routes for `PART_SECONDS`; a part's new routes replace the old when they cost less
+    (and `on_progress` hears the plan's new cost, starting from `cost`).
 
     On a large plan every iteration of the search over the whole of it reads and
     writes the whole plan: on 1,000 stops it makes about 430 iterations a second where
@@ -196,6 +212,9 @@ def _improve_in_parts(
         found = search(pdata, until, int(rng.integers(1 << 30)), current)
         if not found.is_feasible() or objective(found) >= objective(current):
             continue
+        cost -= route_cost(current) - route_cost(found)
+        if on_progress is not None:
+            on_progress(cost)
         for vehicle in group:
             del routes[vehicle]
         for r in to_routes(pdata, found):

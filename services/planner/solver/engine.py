@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyvrp
 from pyvrp.exceptions import PenaltyBoundWarning
-from pyvrp.stop import MaxRuntime
 
 from services.planner.problem import Problem, Vehicle
 from services.planner.solver.model import RawRoute
@@ -163,13 +162,30 @@ def to_solution(data: Data, routes: Sequence[RawRoute]) -> pyvrp.Solution:
 Progress = Callable[[int], None]
 
 
+class _Until:
+    """Stop at a wall-clock deadline fixed before the call, so that PyVRP's own start
+    (when it builds one) counts against the budget too."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, best_cost: float) -> bool:
+        return time.monotonic() >= self.deadline
+
+
 class _Best(pyvrp.IteratedLocalSearchCallbacks):
     def __init__(self, report: Progress | None) -> None:
         self.report = report
 
     def on_best(self, best: pyvrp.Solution) -> None:
         if self.report is not None and best.is_feasible():
-            self.report(objective(best))
+            self.report(route_cost(best))
+
+
+def route_cost(solution: pyvrp.Solution) -> int:
+    """What the routes cost (fixed, distance and time), for progress reports: without
+    the prizes of stops left out, and with breaks left out of the time."""
+    return int(solution.distance_cost() + solution.duration_cost() + solution.fixed_vehicle_cost())
 
 
 def objective(solution: pyvrp.Solution) -> int:
@@ -193,14 +209,13 @@ def search(
         ils=pyvrp.IteratedLocalSearchParams(callbacks=_Best(on_best)),
         display_interval=math.inf,
     )
-    seconds = max(0.0, deadline - time.monotonic())
     with warnings.catch_warnings():
         # When the fleet cannot serve every required job PyVRP says so as it searches;
         # the repair after the search leaves those jobs out with their reason.
         warnings.simplefilter("ignore", PenaltyBoundWarning)
         result = pyvrp.solve(
             data.data,
-            stop=MaxRuntime(seconds),
+            stop=_Until(deadline),
             seed=seed,
             collect_stats=False,
             params=params,
