@@ -119,7 +119,7 @@ def worker(queues: str, concurrency: int | None) -> None:
 
 @main.command()
 def scheduler() -> None:
-    """Run Celery beat: the planning waves and the other periodic jobs (run exactly one)."""
+    """Run Celery beat: the planning waves and the other periodic jobs (one of many acts)."""
     from services.core.celery_app import celery_app
     from services.core.settings import get_settings
 

@@ -40,6 +40,8 @@ def make_celery() -> Celery:
         },
         broker_connection_retry_on_startup=True,
         timezone="UTC",
+        # Several schedulers may run, one acts (services.core.scheduler).
+        beat_scheduler="services.core.scheduler:LeaderScheduler",
         beat_schedule={
             "planner-waves": {"task": "planner.run_due_waves", "schedule": 60.0},
             # Route-cost shares: plan runs kick it after commit; this catches lost kicks.

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # Public tracking-link lookups per client address ("<count>/<second|minute|hour>",
     # the `limits` library's notation).
     tracking_rate_limit: str = "60/minute"
+    # Several schedulers may run; the one holding this database lease acts, and a
+    # standby takes over this long after the holder last renewed (services.core.leader).
+    scheduler_lease_seconds: float = 30.0
 
     def resolved_database_url(self) -> str:
         return normalize_database_url(
