@@ -72,6 +72,12 @@ def _planner_cost_model() -> Any:
     return PlannerCostModel()
 
 
+def _status() -> click.Command:
+    from services.api.status import status
+
+    return status
+
+
 def _billing() -> click.Command:
     from services.billing.cli import billing, consolidation_command
 
@@ -85,6 +91,7 @@ def _billing() -> click.Command:
     lazy={
         "billing": (_billing, "Usage, prices and invoices."),
         "plan": (_plan, "Plan every open delivery of an area and day now."),
+        "status": (_status, "Dependencies, queues, outbox lag, last waves, failing webhooks."),
     },
 )
 def main() -> None:

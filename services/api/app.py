@@ -16,6 +16,7 @@ from services.api.graphql.router import graphql_routes
 from services.api.graphql.schema import schema
 from services.api.oauth.endpoints import router as oauth_router
 from services.api.tracking import router as tracking_router
+from services.core import health
 from services.core.db import connect_serving_engines, get_engine
 
 
@@ -48,6 +49,19 @@ def create_app() -> FastAPI:
         except Exception as error:  # any failure to reach the database is "unhealthy"
             return JSONResponse({"status": "unavailable", "error": str(error)}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    @app.get("/livez")
+    def livez() -> JSONResponse:
+        """The process serves requests; depends on nothing else (liveness probes)."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Ready for traffic: the database, the broker and Redis (if configured) answer."""
+        checks = health.readiness()
+        ok = health.ready(checks)
+        body = {"status": "ok" if ok else "unavailable", "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     return app
 

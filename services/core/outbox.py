@@ -6,9 +6,12 @@ committing a change and announcing it loses nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from services.core.db import insert_rows, utcnow
 from services.core.ids import new_id
@@ -47,3 +50,22 @@ def emit_all(session: Session, events: list[tuple[str, dict[str, Any], Merchant 
         ],
     )
     session.info[WROTE_EVENTS] = True
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Committed events not yet dispatched, and how long the oldest has waited."""
+
+    pending: int
+    lag_seconds: float
+
+
+def backlog(session: Session, now: datetime) -> Backlog:
+    pending, oldest = session.exec(
+        select(func.count(), func.min(OutboxEvent.created_at)).where(
+            col(OutboxEvent.dispatched_at).is_(None)
+        )
+    ).one()
+    if oldest is not None and oldest.tzinfo is None:  # SQLite's aggregate forgets the zone
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    return Backlog(pending, 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds()))
