@@ -8,6 +8,7 @@ by the small functions below, which `LazyGroup` calls on first use.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -104,11 +105,37 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="API processes.")
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API (GraphQL, OAuth, tracking pages, CSV exports)."""
+    _share_metrics("api")
     import uvicorn
 
+    from services.core import logs
+
+    logs.configure("api")
     uvicorn.run(
-        "services.api.app:create_server_app", factory=True, host=host, port=port, workers=workers
+        "services.api.app:create_server_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,  # our JSON lines (services.core.logs), no access log with paths
+        access_log=False,
     )
+
+
+def _share_metrics(kind: str) -> None:
+    """Multi-process metrics for this process and the ones it starts: a fresh directory
+    of their own, unless PROMETHEUS_MULTIPROC_DIR already names one (emptied by whoever
+    set it). Before anything imports prometheus_client, which reads it once."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    import shutil
+
+    from services.core.settings import get_settings
+
+    directory = get_settings().var_dir / "metrics" / f"{kind}-{os.getpid()}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 @main.command()
@@ -116,7 +143,18 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--concurrency", default=None, type=int, help="Worker processes (default: cores).")
 def worker(queues: str, concurrency: int | None) -> None:
     """Run a Celery worker for the planner, billing and webhooks queues."""
+    _share_metrics("worker")
+    os.environ["LASTMILE_PROCESS"] = "worker"
     from services.core.celery_app import celery_app
+    from services.core.settings import get_settings
+
+    port = get_settings().worker_metrics_port
+    if port:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(port, registry=registry)
 
     argv = ["worker", "--loglevel=INFO", f"--queues={queues}"]
     if concurrency:
@@ -127,6 +165,7 @@ def worker(queues: str, concurrency: int | None) -> None:
 @main.command()
 def scheduler() -> None:
     """Run Celery beat: the planning waves and the other periodic jobs (one of many acts)."""
+    os.environ["LASTMILE_PROCESS"] = "scheduler"
     from services.core.celery_app import celery_app
     from services.core.settings import get_settings
 

@@ -15,8 +15,9 @@ from services.api.graphiql import mount_assets
 from services.api.graphql.router import graphql_routes
 from services.api.graphql.schema import schema
 from services.api.oauth.endpoints import router as oauth_router
+from services.api.observability import RequestObservability, metrics_endpoint
 from services.api.tracking import router as tracking_router
-from services.core import health
+from services.core import health, logs
 from services.core.db import connect_serving_engines, get_engine
 
 
@@ -36,6 +37,8 @@ def create_app() -> FastAPI:
     app.router.routes.insert(0, post_route)
     app.include_router(graphql_router, prefix="/graphql")
     mount_assets(app)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(RequestObservability)
 
     @app.get("/graphql/schema.graphql", response_class=PlainTextResponse)
     def sdl() -> str:
@@ -75,6 +78,7 @@ def create_server_app() -> FastAPI:
     a fifth of a booking's CPU). Tests build many apps, so they use `create_app`, whose
     objects the collector may still free.
     """
+    logs.configure("api")
     app = create_app()
     gc.collect()
     gc.freeze()

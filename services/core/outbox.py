@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from services.core import logs
 from services.core.db import insert_rows, utcnow
 from services.core.ids import new_id
 from services.core.models import OutboxEvent
@@ -33,6 +34,7 @@ def emit_all(session: Session, events: list[tuple[str, dict[str, Any], Merchant 
     if not events:
         return
     now = utcnow()
+    request_id = logs.request_id()
     insert_rows(
         session,
         OutboxEvent.__table__,  # type: ignore[attr-defined]
@@ -45,6 +47,7 @@ def emit_all(session: Session, events: list[tuple[str, dict[str, Any], Merchant 
                 "payload": payload,
                 "created_at": now,
                 "dispatched_at": None,
+                "request_id": request_id,
             }
             for topic, payload, merchant in events
         ],

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select, update
 
-from services.core import areas, idempotency
+from services.core import areas, idempotency, logs
 from services.core.errors import UserError, UserErrorCode, UserErrors
 from services.core.meters import (
     Usage,
@@ -56,6 +56,7 @@ from services.deliveries import repository, validation
 MAX_ATTEMPTS = 3
 
 S = DeliveryStatus
+logger = logs.get_logger(__name__)
 # The statuses each target status may be reached from.
 ALLOWED_FROM: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     S.CANCELLED: frozenset({S.BOOKED, S.PLANNED}),
@@ -306,20 +307,24 @@ def plan(
     delivery.unplanned_reason = None
     delivery.updated_at = now
     session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}, stop {number}"))
-    if not delivery.sandbox:
-        km = km_share.quantize(Decimal("0.001"))
-        record_usage(session, [route_km_usage(delivery.id, delivery.tenant_id, km, now, area_code)])
-    emit(
-        session,
-        "delivery.planned",
-        {
-            "delivery_id": delivery.id,
-            "route_id": route.id,
-            "stop_number": number,
-            "eta": eta.isoformat(),
-        },
-        _owner(delivery),
-    )
+    with logs.bound(request_id=delivery.request_id):  # the booking's, on what follows it
+        if not delivery.sandbox:
+            km = km_share.quantize(Decimal("0.001"))
+            record_usage(
+                session, [route_km_usage(delivery.id, delivery.tenant_id, km, now, area_code)]
+            )
+        emit(
+            session,
+            "delivery.planned",
+            {
+                "delivery_id": delivery.id,
+                "route_id": route.id,
+                "stop_number": number,
+                "eta": eta.isoformat(),
+            },
+            _owner(delivery),
+        )
+        logger.info("delivery planned", delivery_id=delivery.id, route_id=route.id, stop=number)
 
 
 def move_stop(
