@@ -106,6 +106,7 @@ def main() -> None:
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API (GraphQL, OAuth, tracking pages, CSV exports)."""
     _share_metrics("api")
+    os.environ["LASTMILE_PROCESS"] = "api"
     import uvicorn
 
     from services.core import logs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,7 @@ from services.api.graphql.schema import schema
 from services.api.oauth.endpoints import router as oauth_router
 from services.api.observability import RequestObservability, metrics_endpoint
 from services.api.tracking import router as tracking_router
-from services.core import health, logs
+from services.core import health, logs, tracing
 from services.core.db import connect_serving_engines, get_engine
 
 
@@ -39,6 +40,7 @@ def create_app() -> FastAPI:
     mount_assets(app)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_middleware(RequestObservability)
+    tracing.instrument_app(app)
 
     @app.get("/graphql/schema.graphql", response_class=PlainTextResponse)
     def sdl() -> str:
@@ -78,7 +80,9 @@ def create_server_app() -> FastAPI:
     a fifth of a booking's CPU). Tests build many apps, so they use `create_app`, whose
     objects the collector may still free.
     """
-    logs.configure("api")
+    if os.environ.get("LASTMILE_PROCESS") == "api":  # `lastmile serve` and its processes
+        logs.configure("api")
+        tracing.configure("api")
     app = create_app()
     gc.collect()
     gc.freeze()

@@ -75,6 +75,15 @@ def _forget_process(**_: Any) -> None:
     metrics.process_exited(os.getpid())
 
 
+@signals.worker_process_init.connect
+def _trace_process(**_: Any) -> None:
+    """Each worker process traces on its own (OpenTelemetry's exporters do not survive a
+    fork)."""
+    from services.core import tracing
+
+    tracing.configure(os.environ.get("LASTMILE_PROCESS", "worker"))
+
+
 @signals.setup_logging.connect
 def _logging(**_: Any) -> None:
     """Celery's own logging setup is replaced by ours (JSON lines)."""
