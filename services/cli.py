@@ -8,6 +8,7 @@ by the small functions below, which `LazyGroup` calls on first use.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,12 @@ def _planner_cost_model() -> Any:
     return PlannerCostModel()
 
 
+def _status() -> click.Command:
+    from services.api.status import status
+
+    return status
+
+
 def _billing() -> click.Command:
     from services.billing.cli import billing, consolidation_command
 
@@ -85,6 +92,7 @@ def _billing() -> click.Command:
     lazy={
         "billing": (_billing, "Usage, prices and invoices."),
         "plan": (_plan, "Plan every open delivery of an area and day now."),
+        "status": (_status, "Dependencies, queues, outbox lag, last waves, failing webhooks."),
     },
 )
 def main() -> None:
@@ -97,10 +105,14 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="API processes.")
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API (GraphQL, OAuth, tracking pages, CSV exports)."""
+    _share_metrics("api")
+    os.environ["LASTMILE_PROCESS"] = "api"
     import uvicorn
 
+    from services.core import logs
     from services.core.settings import get_settings
 
+    logs.configure("api")
     uvicorn.run(
         "services.api.app:create_server_app",
         factory=True,
@@ -108,7 +120,25 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         ws_max_size=get_settings().max_request_bytes,
+        log_config=None,  # our JSON lines (services.core.logs), no access log with paths
+        access_log=False,
     )
+
+
+def _share_metrics(kind: str) -> None:
+    """Multi-process metrics for this process and the ones it starts: a fresh directory
+    of their own, unless PROMETHEUS_MULTIPROC_DIR already names one (emptied by whoever
+    set it). Before anything imports prometheus_client, which reads it once."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    import shutil
+
+    from services.core.settings import get_settings
+
+    directory = get_settings().var_dir / "metrics" / f"{kind}-{os.getpid()}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 @main.command()
@@ -116,7 +146,18 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--concurrency", default=None, type=int, help="Worker processes (default: cores).")
 def worker(queues: str, concurrency: int | None) -> None:
     """Run a Celery worker for the planner, billing and webhooks queues."""
+    _share_metrics("worker")
+    os.environ["LASTMILE_PROCESS"] = "worker"
     from services.core.celery_app import celery_app
+    from services.core.settings import get_settings
+
+    port = get_settings().worker_metrics_port
+    if port:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(port, registry=registry)
 
     argv = ["worker", "--loglevel=INFO", f"--queues={queues}"]
     if concurrency:
@@ -126,7 +167,8 @@ def worker(queues: str, concurrency: int | None) -> None:
 
 @main.command()
 def scheduler() -> None:
-    """Run Celery beat: the planning waves and the other periodic jobs (run exactly one)."""
+    """Run Celery beat: the planning waves and the other periodic jobs (one of many acts)."""
+    os.environ["LASTMILE_PROCESS"] = "scheduler"
     from services.core.celery_app import celery_app
     from services.core.settings import get_settings
 

@@ -32,7 +32,7 @@ def test_the_listed_help_of_a_lazy_command_is_the_loaded_commands():
             listed = click.Command(name, help=short_help).get_short_help_str(200)
             assert load().get_short_help_str(200) == listed, name
             checked.append(name)
-    assert sorted(checked) == ["billing", "plan", "planner"]
+    assert sorted(checked) == ["billing", "plan", "planner", "status"]
 
 
 def test_help_imports_no_service():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +17,9 @@ from services.api.graphiql import mount_assets
 from services.api.graphql.router import graphql_routes
 from services.api.graphql.schema import schema
 from services.api.oauth.endpoints import router as oauth_router
+from services.api.observability import RequestObservability, metrics_endpoint
 from services.api.tracking import router as tracking_router
+from services.core import health, logs, tracing
 from services.core.db import connect_serving_engines, get_engine
 from services.core.settings import get_settings
 
@@ -38,6 +41,9 @@ def create_app() -> FastAPI:
     app.include_router(graphql_router, prefix="/graphql")
     mount_assets(app)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_request_bytes)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(RequestObservability)
+    tracing.instrument_app(app)
 
     @app.get("/graphql/schema.graphql", response_class=PlainTextResponse)
     def sdl() -> str:
@@ -52,6 +58,19 @@ def create_app() -> FastAPI:
             return JSONResponse({"status": "unavailable", "error": str(error)}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    @app.get("/livez")
+    def livez() -> JSONResponse:
+        """The process serves requests; depends on nothing else (liveness probes)."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Ready for traffic: the database, the broker and Redis (if configured) answer."""
+        checks = health.readiness()
+        ok = health.ready(checks)
+        body = {"status": "ok" if ok else "unavailable", "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
     return app
 
 
@@ -64,6 +83,9 @@ def create_server_app() -> FastAPI:
     a fifth of a booking's CPU). Tests build many apps, so they use `create_app`, whose
     objects the collector may still free.
     """
+    if os.environ.get("LASTMILE_PROCESS") == "api":  # `lastmile serve` and its processes
+        logs.configure("api")
+        tracing.configure("api")
     app = create_app()
     gc.collect()
     gc.freeze()

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     # Public tracking-link lookups per client address ("<count>/<second|minute|hour>",
     # the `limits` library's notation).
     tracking_rate_limit: str = "60/minute"
+    # Several schedulers may run; the one holding this database lease acts, and a
+    # standby takes over this long after the holder last renewed (services.core.leader).
+    scheduler_lease_seconds: float = 30.0
+    # Logs: one JSON object a line ("json") or lines for a person ("console").
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+    # A worker serves its processes' Prometheus metrics on this port (0: not served).
+    worker_metrics_port: int = 0
+    # Traces (OpenTelemetry): "none", "otlp" (to OTEL_EXPORTER_OTLP_ENDPOINT, the
+    # standard variables) or "console" (stderr, for a look).
+    tracing: Literal["none", "otlp", "console"] = "none"
 
     def resolved_database_url(self) -> str:
         return normalize_database_url(

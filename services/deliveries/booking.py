@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Table
 from sqlmodel import Session, select
 
-from services.core import idempotency
-from services.core.db import insert_rows
+from services.core import idempotency, logs, metrics
+from services.core.db import insert_rows, on_commit
 from services.core.errors import UserErrorCode, UserErrors
 from services.core.ids import new_id, unguessable_id
 from services.core.meters import Usage, booking_usage
@@ -42,6 +42,7 @@ _OP = "bookDelivery"
 # json.dumps(sort_keys=True, default=str), without building an encoder per call.
 _FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, default=str)
 _DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+logger = logs.get_logger(__name__)
 _DELIVERY_EVENT: Table = DeliveryEvent.__table__  # type: ignore[attr-defined]
 
 
@@ -222,6 +223,7 @@ def _check(
         unplanned_reason=None,
         created_at=now,
         updated_at=now,
+        request_id=logs.request_id(),
     )
     booking.delivery = Delivery.model_construct(**booking.row)
     return booking
@@ -286,6 +288,10 @@ def _write(
         return
     rows = [booking.row for booking in bookings if booking.row is not None]
     insert_rows(session, _DELIVERY, rows)
+    mode = "sandbox" if sandbox else "live"
+    on_commit(session, lambda: metrics.BOOKINGS.labels(mode).inc(len(rows)))
+    for row in rows:
+        logger.info("delivery booked", delivery_id=row["id"], tenant_id=tenant_id, mode=mode)
     insert_rows(
         session,
         _DELIVERY_EVENT,

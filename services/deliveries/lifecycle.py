@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select, update
 
-from services.core import areas, idempotency
+from services.core import areas, idempotency, logs
 from services.core.errors import UserError, UserErrorCode, UserErrors
 from services.core.meters import (
     Usage,
@@ -56,6 +56,7 @@ from services.deliveries import repository, validation
 MAX_ATTEMPTS = 3
 
 S = DeliveryStatus
+logger = logs.get_logger(__name__)
 # The statuses each target status may be reached from.
 ALLOWED_FROM: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     S.CANCELLED: frozenset({S.BOOKED, S.PLANNED}),
@@ -314,6 +315,7 @@ def plan_stops(
     each, with their usage recorded in one go (a plan run writes thousands)."""
     usage = []
     events: list[tuple[str, dict[str, Any], Merchant | None]] = []
+    request_ids: list[str | None] = []
     for delivery, number, eta, km_share in stops:
         session.add(
             Stop(
@@ -338,7 +340,10 @@ def plan_stops(
         # its own order, `route { stopNumber }`).
         planned = {"delivery_id": delivery.id, "route_id": route.id, "eta": eta.isoformat()}
         events.append(("delivery.planned", planned, _owner(delivery)))
-    emit_all(session, events)
+        request_ids.append(delivery.request_id)  # the booking's, on what follows it
+        with logs.bound(request_id=delivery.request_id):
+            logger.info("delivery planned", delivery_id=delivery.id, route_id=route.id, stop=number)
+    emit_all(session, events, request_ids)
     if usage:
         record_usage(session, usage)
 

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlmodel import Session, col, select, update
 
+from services.core import logs, metrics
 from services.core.db import transaction, utcnow
 from services.core.models import (
     WebhookAttempt,
@@ -65,6 +66,7 @@ RESPONSE_EXCERPT_BYTES = 1024
 DISABLE_AFTER_FAILURES = len(RETRY_SCHEDULE) + 1
 DISABLE_AFTER = timedelta(days=3)
 USER_AGENT = "Lastmile-Webhooks/1.0"
+logger = logs.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class _Request:
     body: bytes
     headers: dict[str, str]
     at: datetime
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,19 @@ def deliver(
             response = _send(client, request)
     else:
         response = _send(http, request)
-    return _record(request, response, clock(), rng or random.Random())
+    outcome = _record(request, response, clock(), rng or random.Random())
+    label = outcome.status.value.lower() if outcome.status else "none"
+    metrics.WEBHOOK_ATTEMPTS.labels(label).inc()
+    with logs.bound(request_id=request.request_id):
+        logger.info(
+            "webhook attempt",
+            message_id=request.message_id,
+            endpoint_id=request.endpoint_id,
+            http_status=response.status_code,
+            outcome=label,
+            ms=response.duration_ms,
+        )
+    return outcome
 
 
 def retry_delay(attempt_count: int, rng: random.Random) -> timedelta | None:
@@ -194,6 +209,7 @@ def _claim(message_id: str, now: datetime) -> _Request | None:
                 ),
             },
             at=now,
+            request_id=message.request_id,
         )
 
 

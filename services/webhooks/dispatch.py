@@ -27,6 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
+from services.core import logs
 from services.core.celery_app import celery_app
 from services.core.models import OutboxEvent, WebhookEndpoint, WebhookMessage
 from services.core.outbox import WROTE_EVENTS
@@ -34,6 +35,7 @@ from services.core.principal import LIVE, SANDBOX, Merchant
 from services.webhooks.events import is_known
 
 logger = logging.getLogger(__name__)
+events_log = logs.get_logger(__name__)
 
 BATCH_SIZE = 200
 _DELIVER = "webhooks.deliver_after_commit"
@@ -65,6 +67,7 @@ def dispatch_batch(session: Session, now: datetime, limit: int = BATCH_SIZE) -> 
         session.add(row)
         if row.tenant_id is None or not is_known(row.topic):
             continue
+        sent = len(result.message_ids)
         if _names_another_tenant(row.payload, row.tenant_id):
             logger.error("Outbox event %s names another tenant; not sent to merchants.", row.id)
             continue
@@ -83,9 +86,17 @@ def dispatch_batch(session: Session, now: datetime, limit: int = BATCH_SIZE) -> 
                 payload=envelope(row),
                 next_attempt_at=now,
                 created_at=now,
+                request_id=row.request_id,
             )
             session.add(message)
             result.message_ids.append(message.id)
+        with logs.bound(request_id=row.request_id):
+            events_log.info(
+                "outbox event dispatched",
+                event_id=row.id,
+                topic=row.topic,
+                messages=len(result.message_ids) - sent,
+            )
     deliver_after_commit(session, result.message_ids)
     return result
 

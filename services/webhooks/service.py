@@ -306,3 +306,18 @@ def _event_type_errors(event_types: Sequence[str]) -> list[UserError]:
 
 def _unique(event_types: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(event_types))
+
+
+def failing_endpoints(session: Session, limit: int = 50) -> Sequence[WebhookEndpoint]:
+    """Every merchant's endpoints that failed their last attempt or were disabled, the
+    longest failing first (for operators: `lastmile status`)."""
+    return session.exec(
+        select(WebhookEndpoint)
+        .where(
+            col(WebhookEndpoint.deleted_at).is_(None),
+            (col(WebhookEndpoint.consecutive_failures) > 0)
+            | col(WebhookEndpoint.enabled).is_(False),
+        )
+        .order_by(col(WebhookEndpoint.failing_since), col(WebhookEndpoint.id))
+        .limit(limit)
+    ).all()

@@ -27,7 +27,13 @@ from tests.factories import BOOK, booking_input, graphql, merchant_access_token
 
 # Tables that hold no tenant's data at all: every merchant transaction reads all of them
 # or none (the platform's plan runs and reconciliation, the cost bases of whole routes).
-PLATFORM_TABLES = {"plan_run", "reconciliation_run", "reconciliation_finding", "route_cost_basis"}
+PLATFORM_TABLES = {
+    "plan_run",
+    "reconciliation_run",
+    "reconciliation_finding",
+    "route_cost_basis",
+    "lease",
+}
 
 
 @pytest.fixture(autouse=True)

@@ -71,6 +71,8 @@ class Delivery(SQLModel, table=True):
     unplanned_reason: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The request that booked it (services.core.logs): later log lines about it name it.
+    request_id: str | None = None
 
 
 class DeliveryEvent(SQLModel, table=True):

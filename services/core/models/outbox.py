@@ -32,3 +32,5 @@ class OutboxEvent(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # The request that caused it (services.core.logs), for the logs of whoever handles it.
+    request_id: str | None = None

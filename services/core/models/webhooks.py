@@ -81,6 +81,7 @@ class WebhookMessage(SQLModel, table=True):
     last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    request_id: str | None = None  # its event's (services.core.logs)
 
 
 class WebhookAttempt(SQLModel, table=True):
