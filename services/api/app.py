@@ -1,4 +1,5 @@
-"""The API application: OAuth authorization server, GraphQL, tracking pages, CSV exports, health."""
+"""The API application: OAuth authorization server, GraphQL, the merchant dashboard and
+sign-in pages, tracking pages, CSV exports, health."""
 
 from __future__ import annotations
 
@@ -13,19 +14,23 @@ from services.api.graphiql import mount_assets
 from services.api.graphql.router import graphql_routes
 from services.api.graphql.schema import schema
 from services.api.oauth.endpoints import router as oauth_router
+from services.api.oauth.user_endpoints import router as oauth_user_router
 from services.api.tracking import router as tracking_router
+from services.api.web.routes import install as install_web
 from services.core.db import get_engine
 
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Lastmile", version="0.1.0")
     app.include_router(oauth_router)
+    app.include_router(oauth_user_router)
     app.include_router(tracking_router)
     app.include_router(billing_export_router)
     post_route, graphql_router = graphql_routes(schema, "/graphql")
     app.router.routes.insert(0, post_route)
     app.include_router(graphql_router, prefix="/graphql")
     mount_assets(app)
+    install_web(app)
 
     @app.get("/graphql/schema.graphql", response_class=PlainTextResponse)
     def sdl() -> str:

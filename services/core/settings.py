@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Let webhooks go to private, loopback and link-local addresses: for development,
     # whose receivers run on localhost. Off, only public addresses get webhooks.
     webhook_private_targets: bool = False
+    # Outgoing mail (verification links, invitations, recipients' notifications):
+    # smtp://[user:password@]host:port (smtps:// for TLS, smtp+starttls:// to upgrade).
+    # Empty: mail is written to the log instead.
+    smtp_url: str = ""
+    mail_from: str = "Lastmile <no-reply@lastmile.example>"
 
     def resolved_database_url(self) -> str:
         return normalize_database_url(

@@ -100,3 +100,14 @@ def open_windows_of_day(
             )
         ).all()
     return [(start, end) for start, end in rows]
+
+
+def own_stops_on_route(session: Session, tenant_id: str, route_id: str) -> list[Delivery]:
+    """The tenant's deliveries on a route, in stop order: never another merchant's stops."""
+    return list(
+        session.exec(
+            owned(tenant_id)
+            .where(Delivery.route_id == route_id)
+            .order_by(col(Delivery.stop_number))
+        ).all()
+    )
