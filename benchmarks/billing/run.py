@@ -21,8 +21,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 BATCH = 10_000
 METERS = ("deliveries", "parcel_kg", "api_requests", "active_recipients", "failed_attempts")
@@ -34,26 +33,11 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1_000)
     args = parser.parse_args()
 
-    from services.core.migrate import create_scratch_database
-    from services.core.settings import normalize_database_url
+    from services.core.migrate import scratch_database
 
-    base = make_url(normalize_database_url(
-        os.environ.get("LASTMILE_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres")
-    ))  # fmt: skip
-    name = f"lastmile_bench_billing_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
     # Owned by an ordinary role, as in production: row-level security applies to it.
-    url = create_scratch_database(admin, name)
-    try:
-        os.environ["LASTMILE_DATABASE_URL"] = url
+    with scratch_database(f"lastmile_bench_billing_{os.getpid()}") as url:
         print(json.dumps(run(url, args.events, args.tenants)))
-    finally:
-        from services.core.db import get_engine
-
-        get_engine().dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 def run(url: str, events: int, tenants: int) -> dict[str, object]:

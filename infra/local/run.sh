@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole product on one machine with embedded defaults (SQLite and a SQLite-backed
 # broker under ./var, no servers needed): migrate, seed the demo, then run the API,
-# a Celery worker and the scheduler until Ctrl-C. Set LASTMILE_DATABASE_URL and
+# a Celery worker and the scheduler until Ctrl-C. Set LASTMILE_DATABASE_URL (with
+# LASTMILE_MERCHANT_DATABASE_URL and LASTMILE_MIGRATION_DATABASE_URL, see the README) and
 # LASTMILE_BROKER_URL first to run the same topology on PostgreSQL and Redis/RabbitMQ.
 #
 # Other knobs: LASTMILE_HOST and LASTMILE_PORT (the API's address), LASTMILE_VAR_DIR

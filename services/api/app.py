@@ -4,6 +4,8 @@ sign-in pages, tracking pages, CSV exports, health."""
 from __future__ import annotations
 
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -17,11 +19,18 @@ from services.api.oauth.endpoints import router as oauth_router
 from services.api.oauth.user_endpoints import router as oauth_user_router
 from services.api.tracking import router as tracking_router
 from services.api.web.routes import install as install_web
-from services.core.db import get_engine
+from services.core.db import connect_serving_engines, get_engine
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Refuse to start as a database role that could see past row-level security."""
+    connect_serving_engines()
+    yield
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Lastmile", version="0.1.0")
+    app = FastAPI(title="Lastmile", version="0.1.0", lifespan=_lifespan)
     app.include_router(oauth_router)
     app.include_router(oauth_user_router)
     app.include_router(tracking_router)

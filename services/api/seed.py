@@ -44,7 +44,9 @@ DEMO_AREA: dict[str, Any] = {
     "day_end": time(21, 0),
     "average_speed_kmh": 24.0,
     "service_seconds": 180,
-    "wave_cutoffs": ["18:00"],
+    # Same-day bookings are planned by the next wave of their day; the last wave of the
+    # day also plans tomorrow.
+    "wave_cutoffs": ["10:00", "14:00", "18:00"],
 }
 # Two shift patterns cover the 08:00-21:00 delivery day, each driver with a 30-minute
 # break 4 to 5 hours in and at most 8.5 hours on the road. The fleet mixes large diesel

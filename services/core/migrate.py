@@ -4,17 +4,25 @@ the scratch databases the test suite and benchmarks migrate."""
 from __future__ import annotations
 
 import ast
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, exc, text
 
+from services.core.db import MERCHANT_ROLE, PLATFORM_ROLE
+from services.core.settings import get_settings, normalize_database_url
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
-# The ordinary role that owns scratch databases: superusers (and BYPASSRLS roles) skip
-# row-level security, so the application must connect as a role like this one.
-APP_ROLE = "lastmile_app"
+# The ordinary role that owns the tables and runs migrations, and nothing else.
+OWNER_ROLE = "lastmile_owner"
+ROLES = (OWNER_ROLE, MERCHANT_ROLE, PLATFORM_ROLE)
+__all__ = ["MERCHANT_ROLE", "OWNER_ROLE", "PLATFORM_ROLE", "create_scratch_database", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,12 +32,15 @@ def alembic_config(database_url: str | None = None) -> Config:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    if database_url:
-        config.set_main_option("sqlalchemy.url", database_url)
+    config.set_main_option(
+        "sqlalchemy.url", database_url or get_settings().resolved_migration_database_url()
+    )
     return config
 
 
 def upgrade(database_url: str | None = None) -> None:
+    """Migrate the database (default: as LASTMILE_MIGRATION_DATABASE_URL's role, the
+    tables' owner)."""
     if is_up_to_date(database_url):
         return  # nothing to do: skip loading Alembic, the scripts and the models (seconds)
     from alembic import command
@@ -45,13 +56,8 @@ def is_up_to_date(database_url: str | None = None) -> bool:
     heads = script_heads()
     if not heads:
         return False
-    if database_url is None:
-        from services.core.settings import get_settings
-
-        database_url = get_settings().resolved_database_url()
-    from services.core.settings import normalize_database_url
-
-    engine = create_engine(normalize_database_url(database_url))
+    url = database_url or get_settings().resolved_migration_database_url()
+    engine = create_engine(normalize_database_url(url))
     try:
         with engine.connect() as connection:
             current = connection.execute(text("SELECT version_num FROM alembic_version"))
@@ -95,17 +101,62 @@ def _literals(path: Path, names: tuple[str, ...]) -> dict[str, object]:
     return found
 
 
-def create_scratch_database(admin: Engine, name: str) -> str:
+@dataclass(frozen=True)
+class ScratchDatabase:
+    """A scratch database's URL for each of the three roles."""
+
+    owner_url: str
+    merchant_url: str
+    platform_url: str
+
+    def environment(self) -> dict[str, str]:
+        """The settings that make Lastmile use it, as environment variables."""
+        return {
+            "LASTMILE_DATABASE_URL": self.platform_url,
+            "LASTMILE_MERCHANT_DATABASE_URL": self.merchant_url,
+            "LASTMILE_MIGRATION_DATABASE_URL": self.owner_url,
+        }
+
+
+def create_scratch_database(admin: Engine, name: str) -> ScratchDatabase:
     """A new, empty PostgreSQL database `name` (dropped first if it exists) owned by
-    APP_ROLE, created if missing; returns its URL for that role. `admin` must be allowed
-    to create roles and databases (autocommit)."""
+    OWNER_ROLE, with the merchant and platform roles created if missing (ordinary login
+    roles: no superuser, no BYPASSRLS). `admin` must be allowed to create roles and
+    databases (autocommit). The migrations grant the other two roles what they need."""
     with admin.connect() as connection:
-        connection.execute(
-            text(
-                f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; "
-                "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        for role in ROLES:
+            connection.execute(
+                text(
+                    f"DO $$ BEGIN CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS; "
+                    "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+                )
             )
-        )
         connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        connection.execute(text(f"CREATE DATABASE {name} OWNER {APP_ROLE}"))
-    return admin.url.set(database=name, username=APP_ROLE).render_as_string(hide_password=False)
+        connection.execute(text(f"CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
+
+    def url(role: str) -> str:
+        return admin.url.set(database=name, username=role).render_as_string(hide_password=False)
+
+    return ScratchDatabase(url(OWNER_ROLE), url(MERCHANT_ROLE), url(PLATFORM_ROLE))
+
+
+@contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A scratch database (`create_scratch_database`) next to LASTMILE_DATABASE_URL
+    (default: the local PostgreSQL), made the application's database while the block
+    runs and dropped afterwards; yields the owner's URL, to migrate it. For benchmarks."""
+    from services.core.db import get_engine
+
+    base = normalize_database_url(
+        os.environ.get("LASTMILE_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres")
+    )
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    scratch = create_scratch_database(admin, name)
+    try:
+        os.environ.update(scratch.environment())
+        yield scratch.owner_url
+    finally:
+        get_engine().dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

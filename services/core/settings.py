@@ -18,7 +18,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LASTMILE_", extra="ignore")
 
     var_dir: Path = Path("var")
-    database_url: str = ""  # empty: SQLite under var_dir
+    # The platform's connection (jobs, CLI, operators, the token endpoint, tracking
+    # pages). Empty: SQLite under var_dir.
+    database_url: str = ""
+    # On PostgreSQL, the role merchants' requests run as (row-level security confines it
+    # to each request's tenant and mode) and the role that owns the tables and runs
+    # migrations. Empty: database_url (right for SQLite only; see services.core.db).
+    merchant_database_url: str = ""
+    migration_database_url: str = ""
     broker_url: str = ""  # empty: a SQLite-backed broker under var_dir
     # Public base URL of the API: the `iss` of tokens and the base of RFC 8414 metadata.
     issuer: str = "http://127.0.0.1:8000"
@@ -54,6 +61,9 @@ class Settings(BaseSettings):
     # Let webhooks go to private, loopback and link-local addresses: for development,
     # whose receivers run on localhost. Off, only public addresses get webhooks.
     webhook_private_targets: bool = False
+    # Public tracking-link lookups per client address ("<count>/<second|minute|hour>",
+    # the `limits` library's notation).
+    tracking_rate_limit: str = "60/minute"
     # Outgoing mail (verification links, invitations, recipients' notifications):
     # smtp://[user:password@]host:port (smtps:// for TLS, smtp+starttls:// to upgrade).
     # Empty: mail is written to the log instead.
@@ -64,6 +74,12 @@ class Settings(BaseSettings):
         return normalize_database_url(
             self.database_url or f"sqlite:///{(self.var_dir / 'lastmile.db').resolve()}"
         )
+
+    def resolved_merchant_database_url(self) -> str:
+        return normalize_database_url(self.merchant_database_url or self.resolved_database_url())
+
+    def resolved_migration_database_url(self) -> str:
+        return normalize_database_url(self.migration_database_url or self.resolved_database_url())
 
     def resolved_broker_url(self) -> str:
         return self.broker_url or f"sqla+sqlite:///{(self.var_dir / 'broker.db').resolve()}"

@@ -28,7 +28,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select, update
 
 from services.core import areas, idempotency
 from services.core.errors import UserError, UserErrorCode, UserErrors
@@ -49,6 +49,7 @@ from services.core.models import (
     Stop,
 )
 from services.core.outbox import emit
+from services.core.principal import Merchant
 from services.core.usage import record_usage
 from services.deliveries import repository, validation
 
@@ -95,13 +96,12 @@ class Actor:
     """Who asks for a change through the API.
 
     A merchant acts on its tenant's deliveries of its own mode (live or sandbox); the
-    operator (`tenant_id` None, `sandbox` None) on every delivery. Idempotency keys
-    belong to `principal`.
+    operator (`merchant` None) on every delivery. Idempotency keys belong to `principal`,
+    in the merchant's mode.
     """
 
     principal: str
-    tenant_id: str | None
-    sandbox: bool | None
+    merchant: Merchant | None
 
 
 Change = Callable[[Session, Delivery, datetime], Delivery]
@@ -127,8 +127,9 @@ def change(
     with session.begin_nested():
         if idempotency_key is not None:
             digest = idempotency.fingerprint(operation, request)
+            sandbox = actor.merchant is not None and actor.merchant.sandbox
             earlier = idempotency.replay(
-                session, actor.principal, idempotency_key, operation, digest
+                session, actor.principal, idempotency_key, operation, digest, sandbox=sandbox
             ) or idempotency.claim(
                 session,
                 actor.principal,
@@ -136,13 +137,14 @@ def change(
                 operation,
                 digest,
                 {"delivery_id": delivery_id},
+                sandbox=sandbox,
             )
             if earlier is not None:
-                replayed = repository.get(session, actor.tenant_id, earlier["delivery_id"])
+                replayed = repository.get(session, actor.merchant, earlier["delivery_id"])
                 if replayed is None:
                     raise not_found(earlier["delivery_id"])
                 return replayed
-        delivery = repository.lock(session, actor.tenant_id, delivery_id, actor.sandbox)
+        delivery = repository.lock(session, actor.merchant, delivery_id)
         if delivery is None:
             raise not_found(delivery_id)
         return action(session, delivery, now)
@@ -150,7 +152,7 @@ def change(
 
 def require_sandbox(actor: Actor) -> None:
     """Simulation is for test-mode credentials only."""
-    if not actor.sandbox:
+    if actor.merchant is None or not actor.merchant.sandbox:
         raise UserErrors.one(
             ("id",),
             "Simulation needs sandbox (test-mode) credentials.",
@@ -213,7 +215,7 @@ def update_recipient(
     delivery.recipient_email = recipient.email
     delivery.updated_at = now
     session.add(delivery)
-    emit(session, "delivery.updated", _payload(delivery), delivery.tenant_id)
+    emit(session, "delivery.updated", _payload(delivery), _owner(delivery))
     return delivery
 
 
@@ -316,7 +318,7 @@ def plan(
             "stop_number": number,
             "eta": eta.isoformat(),
         },
-        delivery.tenant_id,
+        _owner(delivery),
     )
 
 
@@ -342,7 +344,7 @@ def move_stop(
             "eta": eta.isoformat(),
             "previous_eta": previous.isoformat(),
         },
-        delivery.tenant_id,
+        _owner(delivery),
     )
 
 
@@ -383,17 +385,23 @@ def _invalid(delivery: Delivery, action: str) -> UserErrors:
 
 
 def leave_route(session: Session, delivery: Delivery) -> None:
-    """Take a planned delivery off its route (the van's other stops keep their numbers)."""
+    """Take a planned delivery off its route (the van's other stops keep their numbers).
+
+    The route is counted down before the stop goes: a merchant's transaction sees (and
+    may change) a route only while one of its stops rides it.
+    """
     if delivery.route_id is None:
         return
+    session.execute(
+        update(Route)
+        .where(col(Route.id) == delivery.route_id)
+        .values(stop_count=col(Route.stop_count) - 1)
+    )
     stop = session.exec(
         select(Stop).where(Stop.delivery_id == delivery.id, Stop.route_id == delivery.route_id)
     ).first()
     if stop is not None:
         session.delete(stop)
-    route = session.get(Route, delivery.route_id, with_for_update=True)
-    if route is not None:
-        route.stop_count -= 1
     delivery.route_id = None
     delivery.stop_number = None
     delivery.eta = None
@@ -423,7 +431,7 @@ def _move(
         session,
         topic or f"delivery.{status.lower()}",
         {**_payload(delivery), **({"reason": reason} if reason else {})},
-        delivery.tenant_id,
+        _owner(delivery),
     )
     return delivery
 
@@ -452,6 +460,7 @@ def _event(
 ) -> DeliveryEvent:
     return DeliveryEvent(
         tenant_id=delivery.tenant_id,
+        sandbox=delivery.sandbox,
         delivery_id=delivery.id,
         status=status,
         at=now,
@@ -461,6 +470,11 @@ def _event(
         lng=location.lng if location else None,
         proof=proof,
     )
+
+
+def _owner(delivery: Delivery) -> Merchant:
+    """Whose events a delivery's are: its merchant's, in its mode."""
+    return Merchant(delivery.tenant_id, delivery.sandbox)
 
 
 def _payload(delivery: Delivery) -> dict[str, Any]:

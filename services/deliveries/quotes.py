@@ -43,7 +43,12 @@ class QuoteRequest:
 
 
 def create_quote(
-    session: Session, tenant_id: str, request: QuoteRequest, now: datetime, price_of: Pricer
+    session: Session,
+    tenant_id: str,
+    request: QuoteRequest,
+    now: datetime,
+    price_of: Pricer,
+    sandbox: bool = False,
 ) -> Quote:
     area, day = validate_shipment(
         session, request.service_area, request.dropoff, request.parcel, request.date, now
@@ -51,6 +56,7 @@ def create_quote(
     price, currency = price_of(session, tenant_id, request.parcel.weight_grams, now)
     quote = Quote(
         tenant_id=tenant_id,
+        sandbox=sandbox,
         area_id=area.id,
         date=day,
         dropoff_lat=request.dropoff.lat,

@@ -1,8 +1,9 @@
 """Every query about deliveries and their tracking events, with the tenant filter in one place.
 
-A merchant's query starts from `owned`: another tenant's delivery is then exactly as
-absent as one that does not exist. `tenant_id` None is the platform (the operator's
-drivers and depots, the planner), which acts on every tenant's deliveries.
+A merchant's query starts from `owned`: another tenant's delivery, or one of the other
+mode (live or sandbox), is then exactly as absent as one that does not exist. A
+`merchant` of None is the platform (the operator's drivers and depots, the planner),
+which acts on every tenant's deliveries.
 """
 
 from __future__ import annotations
@@ -15,25 +16,27 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from services.core.db import across_tenants
 from services.core.models import Delivery, DeliveryEvent, DeliveryStatus
+from services.core.principal import Merchant
 
 
-def owned(tenant_id: str | None) -> SelectOfScalar[Delivery]:
-    """The deliveries a caller may see: its tenant's, or every one for the platform."""
+def owned(merchant: Merchant | None) -> SelectOfScalar[Delivery]:
+    """The deliveries a caller may see: the merchant's of its mode, or every one for the
+    platform."""
     statement = select(Delivery)
-    return statement if tenant_id is None else statement.where(Delivery.tenant_id == tenant_id)
+    if merchant is None:
+        return statement
+    return statement.where(
+        Delivery.tenant_id == merchant.tenant_id, Delivery.sandbox == merchant.sandbox
+    )
 
 
-def get(session: Session, tenant_id: str | None, delivery_id: str) -> Delivery | None:
-    return session.exec(owned(tenant_id).where(Delivery.id == delivery_id)).first()
+def get(session: Session, merchant: Merchant | None, delivery_id: str) -> Delivery | None:
+    return session.exec(owned(merchant).where(Delivery.id == delivery_id)).first()
 
 
-def lock(
-    session: Session, tenant_id: str | None, delivery_id: str, sandbox: bool | None = None
-) -> Delivery | None:
-    """The delivery, locked for a change (FOR UPDATE); `sandbox` narrows to one mode."""
-    statement = owned(tenant_id).where(Delivery.id == delivery_id).with_for_update()
-    if sandbox is not None:
-        statement = statement.where(Delivery.sandbox == sandbox)
+def lock(session: Session, merchant: Merchant | None, delivery_id: str) -> Delivery | None:
+    """The delivery, locked for a change (FOR UPDATE)."""
+    statement = owned(merchant).where(Delivery.id == delivery_id).with_for_update()
     return session.exec(statement).first()
 
 
@@ -61,13 +64,18 @@ def events_of(session: Session, tenant_id: str | None, delivery_id: str) -> list
 
 
 def events_after(
-    session: Session, tenant_id: str, last_id: str, delivery_id: str | None, limit: int
+    session: Session, merchant: Merchant, last_id: str, delivery_id: str | None, limit: int
 ) -> list[tuple[DeliveryEvent, Delivery]]:
-    """The tenant's tracking events after event `last_id`, in id order, with their delivery."""
+    """The merchant's tracking events (of its mode) after event `last_id`, in id order,
+    with their delivery."""
     statement = (
         select(DeliveryEvent, Delivery)
         .join(Delivery, col(Delivery.id) == col(DeliveryEvent.delivery_id))
-        .where(DeliveryEvent.tenant_id == tenant_id, col(DeliveryEvent.id) > last_id)
+        .where(
+            DeliveryEvent.tenant_id == merchant.tenant_id,
+            Delivery.sandbox == merchant.sandbox,
+            col(DeliveryEvent.id) > last_id,
+        )
         .order_by(col(DeliveryEvent.id))
         .limit(limit)
     )
@@ -90,8 +98,8 @@ def open_windows_of_day(
 ) -> list[tuple[datetime, datetime]]:
     """The windows of every merchant's live deliveries still to plan or on a route that
     day: all of them fill the same vans."""
-    with across_tenants(session):
-        rows = session.exec(
+    with across_tenants(session) as everyone:
+        rows = everyone.exec(
             select(Delivery.window_start, Delivery.window_end).where(
                 Delivery.area_id == area_id,
                 Delivery.date == day,
@@ -102,12 +110,10 @@ def open_windows_of_day(
     return [(start, end) for start, end in rows]
 
 
-def own_stops_on_route(session: Session, tenant_id: str, route_id: str) -> list[Delivery]:
-    """The tenant's deliveries on a route, in stop order: never another merchant's stops."""
+def own_stops_on_route(session: Session, merchant: Merchant, route_id: str) -> list[Delivery]:
+    """The merchant's deliveries on a route, in stop order: never another merchant's stops."""
     return list(
         session.exec(
-            owned(tenant_id)
-            .where(Delivery.route_id == route_id)
-            .order_by(col(Delivery.stop_number))
+            owned(merchant).where(Delivery.route_id == route_id).order_by(col(Delivery.stop_number))
         ).all()
     )

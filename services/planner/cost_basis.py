@@ -26,6 +26,7 @@ from services.core.models import Route, RouteCostBasis, ServiceArea, Shift, Vehi
 from services.planner import problem as p
 from services.planner import repository
 from services.planner.plan_input import PlanInput
+from services.planner.problem import Matrix
 
 SHAPLEY_MERCHANTS = 8
 """Up to this many merchants on a route, every coalition is priced (billing splits by
@@ -33,7 +34,6 @@ Shapley values, `services.billing.allocation.MAX_SHAPLEY_PLAYERS`, kept equal by
 test); above it only each merchant alone (billing splits by stand-alone cost)."""
 
 CoalitionCosts = dict[frozenset[str], Decimal]
-Matrix = Sequence[Sequence[int]]
 Stops = Sequence[tuple[str, str]]  # (tenant, delivery) of each stop, in stop order
 Pricer = Callable[[Stops], CoalitionCosts]
 """Prices the coalitions of a route's stops: what `record_cost_basis` asks for when it
@@ -78,8 +78,8 @@ def coalition_costs(
     def cost(coalition: frozenset[str]) -> Decimal:
         route = [0] + [place for place, t in zip(places, tenants, strict=True) if t in coalition]
         route.append(0)
-        metres = sum(distance[a][b] for a, b in pairwise(route))
-        seconds = Decimal(sum(duration[a][b] for a, b in pairwise(route)))
+        metres = sum(int(distance[a][b]) for a, b in pairwise(route))
+        seconds = Decimal(sum(int(duration[a][b]) for a, b in pairwise(route)))
         seconds += service * (len(route) - 2)
         return (
             Decimal(rates.fixed_cost_minor)

@@ -8,7 +8,8 @@ Timing model, shared by `schedule` and `cheapest_insertion` so added costs compa
 like with like: the van leaves the depot as late as reaching its first stop when that
 stop's window opens allows (never before the shift starts), then serves every stop as
 early as it can. Breaks are taken in window order between stops (never during a
-service), each starting inside its window; waiting for a window counts as resting.
+service), each starting inside its window; waiting for a window counts as resting, and
+so does time off the route (before the van leaves, after it is back).
 Which gap takes which break is chosen by dynamic programming over "breaks taken so
 far": being ready earlier never hurts, because waiting is always allowed. Costs follow
 the solver: fixed + cost_per_distance x distance + cost_per_time x (return - departure).
@@ -20,9 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from services.planner.problem import Break, Job, Vehicle
+from services.planner.problem import Break, Job, Matrix, Vehicle
 
-Matrix = Sequence[Sequence[int]]
 # Per number of breaks taken so far: the earliest time the van can leave (None: never).
 Ready = tuple[int | None, ...]
 # How a state was reached: (breaks taken before this leg, breaks taken on it, service start).
@@ -49,34 +49,48 @@ class Insertion:
 
 
 def schedule(
-    distance: Matrix, duration: Matrix, vehicle: Vehicle, route: Sequence[Job]
+    distance: Matrix,
+    duration: Matrix,
+    vehicle: Vehicle,
+    route: Sequence[Job],
+    departure: int | None = None,
 ) -> Schedule | None:
-    """Time `route` as driven by `vehicle`, or None if it breaks any constraint."""
+    """Time `route` as driven by `vehicle`, or None if it breaks any constraint.
+
+    `departure` overrides the model's own choice of when to leave (within the shift):
+    a search that planned the route to leave later, so that it stays short enough,
+    hands its departure in.
+    """
     if not _fits(vehicle, route):
         return None
     rules = _rules(vehicle)
-    departure = _departure(duration, vehicle, route[0] if route else None)
-    ready: Ready = (departure,) + (None,) * len(rules)
+    if departure is None:
+        departure = _departure(duration, vehicle, route[0] if route else None)
+    elif not vehicle.shift[0] <= departure <= vehicle.shift[1]:
+        return None
+    before = _rest_before(vehicle, rules, departure)
+    ready = _leaving(departure, len(before), rules)
     steps: list[tuple[Step | None, ...]] = []
     here = vehicle.start
     for job in route:
-        ready, step = _leg(ready, duration[here][job.location], job.window, job.service, rules)
+        ready, step = _leg(ready, int(duration[here][job.location]), job.window, job.service, rules)
         steps.append(step)
         here = job.location
-    ready, step = _leg(ready, duration[here][vehicle.end], vehicle.shift, 0, rules)
+    ready, step = _leg(ready, int(duration[here][vehicle.end]), vehicle.shift, 0, rules)
     steps.append(step)
-    arrival = ready[-1]
-    if arrival is None or not _short_enough(vehicle, departure, arrival):
+    back = _back(ready, rules)
+    if back is None or not _short_enough(vehicle, departure, back[0]):
         return None
+    arrival, count, after = back
     starts: list[int] = []
-    taken: list[tuple[int, int]] = []
-    count = len(rules)
+    taken: list[tuple[int, int]] = list(after)
     for leg in reversed(steps):
         came = leg[count]
         assert came is not None  # every state on a reachable path has a step
         count, rested, start = came
         starts.append(start)
         taken[:0] = rested
+    taken[:0] = before
     metres = _distance(distance, vehicle, route)
     return Schedule(
         starts=tuple(reversed(starts[1:])),  # starts[0] is the return to the depot
@@ -108,7 +122,7 @@ def cheapest_insertion(
     for position in range(len(route) + 1):
         if position == 0:
             departure = _departure(duration, vehicle, job)
-            ready: Ready = (departure,) + (None,) * len(rules)
+            ready = _leaving(departure, len(_rest_before(vehicle, rules, departure)), rules)
             here = vehicle.start
         else:
             departure = base.departure
@@ -125,9 +139,9 @@ def cheapest_insertion(
         after = route[position].location if position < len(route) else vehicle.end
         metres = (
             base.distance
-            + distance[here][job.location]
-            + distance[job.location][after]
-            - distance[here][after]
+            + int(distance[here][job.location])
+            + int(distance[job.location][after])
+            - int(distance[here][after])
         )
         added = _cost(vehicle, metres, departure, end) - base.cost
         if best is None or added < best[0]:
@@ -159,18 +173,19 @@ def _arrival_after_insert(
 ) -> int | _Unchanged | None:
     """Return time with `job` inserted at `position`, given the state just before it."""
     rules = _rules(vehicle)
-    ready, _ = _leg(ready, duration[here][job.location], job.window, job.service, rules)
+    ready, _ = _leg(ready, int(duration[here][job.location]), job.window, job.service, rules)
     here = job.location
     for k in range(position, len(route)):
         if all(t is None for t in ready):
             return None
         nxt = route[k]
-        ready, _ = _leg(ready, duration[here][nxt.location], nxt.window, nxt.service, rules)
+        ready, _ = _leg(ready, int(duration[here][nxt.location]), nxt.window, nxt.service, rules)
         here = nxt.location
         if ready == prefix[k + 1]:
             return _UNCHANGED
-    ready, _ = _leg(ready, duration[here][vehicle.end], vehicle.shift, 0, rules)
-    return ready[-1]
+    ready, _ = _leg(ready, int(duration[here][vehicle.end]), vehicle.shift, 0, rules)
+    back = _back(ready, rules)
+    return None if back is None else back[0]
 
 
 def _prefix_states(
@@ -178,11 +193,11 @@ def _prefix_states(
 ) -> list[Ready]:
     """The state after each prefix of the route: prefix[k] is after serving route[:k]."""
     departure = _departure(duration, vehicle, route[0] if route else None)
-    ready: Ready = (departure,) + (None,) * len(rules)
+    ready = _leaving(departure, len(_rest_before(vehicle, rules, departure)), rules)
     states = [ready]
     here = vehicle.start
     for job in route:
-        ready, _ = _leg(ready, duration[here][job.location], job.window, job.service, rules)
+        ready, _ = _leg(ready, int(duration[here][job.location]), job.window, job.service, rules)
         states.append(ready)
         here = job.location
     return states
@@ -225,10 +240,63 @@ def _leg(
 
 
 def _departure(duration: Matrix, vehicle: Vehicle, first: Job | None) -> int:
-    """Leave as late as reaching the first stop when it opens allows, not before the shift."""
+    """Leave as late as reaching the first stop when it opens allows, not before the
+    shift; but no later than the next break must start, unless the breaks all fit in
+    the time before leaving."""
     if first is None:
         return vehicle.shift[0]
-    return max(vehicle.shift[0], first.window[0] - duration[vehicle.start][first.location])
+    wanted = first.window[0] - int(duration[vehicle.start][first.location])
+    departure = max(vehicle.shift[0], wanted)
+    rules = _rules(vehicle)
+    taken = len(_rest_before(vehicle, rules, departure))
+    if taken < len(rules):
+        departure = max(vehicle.shift[0], min(departure, rules[taken].window[1]))
+    return departure
+
+
+def _rest_before(
+    vehicle: Vehicle, rules: Sequence[Break], departure: int
+) -> tuple[tuple[int, int], ...]:
+    """The breaks, in order, that the driver has already had when the van leaves: time
+    off the route counts as resting."""
+    taken = []
+    free = vehicle.shift[0]
+    for rule in rules:
+        begin = max(free, rule.window[0])
+        if begin > rule.window[1] or begin + rule.duration > departure:
+            break
+        taken.append((begin, begin + rule.duration))
+        free = begin + rule.duration
+    return tuple(taken)
+
+
+def _leaving(departure: int, rested: int, rules: Sequence[Break]) -> Ready:
+    """The state as the van leaves with `rested` breaks already had."""
+    return tuple(departure if count == rested else None for count in range(len(rules) + 1))
+
+
+def _back(
+    ready: Ready, rules: Sequence[Break]
+) -> tuple[int, int, tuple[tuple[int, int], ...]] | None:
+    """(return time, breaks had on the route, breaks had after it) for the earliest
+    return after which the remaining breaks can still start in their windows: time off
+    the route counts as resting. None if there is none."""
+    best = None
+    for count, arrival in enumerate(ready):
+        if arrival is None:
+            continue
+        after = []
+        free = arrival
+        for rule in rules[count:]:
+            begin = max(free, rule.window[0])
+            if begin > rule.window[1]:
+                break
+            after.append((begin, begin + rule.duration))
+            free = begin + rule.duration
+        else:
+            if best is None or arrival < best[0]:
+                best = (arrival, count, tuple(after))
+    return best
 
 
 def _rules(vehicle: Vehicle) -> tuple[Break, ...]:
@@ -248,7 +316,7 @@ def _short_enough(vehicle: Vehicle, departure: int, arrival: int) -> bool:
 
 def _distance(distance: Matrix, vehicle: Vehicle, route: Sequence[Job]) -> int:
     places = [vehicle.start, *(job.location for job in route), vehicle.end]
-    return sum(distance[a][b] for a, b in pairwise(places))
+    return sum(int(distance[a][b]) for a, b in pairwise(places))
 
 
 def _cost(vehicle: Vehicle, metres: int, departure: int, arrival: int) -> int:

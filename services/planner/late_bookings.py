@@ -67,7 +67,7 @@ def insert_late_bookings(plan_input: PlanInput) -> Insertions:
 def _route_distance(plan_input: PlanInput, route_id: str) -> int:
     open_route = next(o for o in plan_input.open_routes if o.route.id == route_id)
     places = [0, *(plan_input.jobs[d.id].location for d in open_route.deliveries), 0]
-    return sum(plan_input.problem.distance[a][b] for a, b in pairwise(places))
+    return sum(int(plan_input.problem.distance[a][b]) for a, b in pairwise(places))
 
 
 def schedule_route(plan_input: PlanInput, route: Route, order: Sequence[str]) -> Schedule | None:

@@ -84,9 +84,11 @@ def build_problem(
     deliveries: Sequence[Delivery],
     shifts: Sequence[tuple[Shift, Vehicle]],
     matrices: Matrices,
+    not_before: datetime | None = None,
 ) -> p.Problem:
     """Translate checked deliveries and vans into the solver's integers, over the
-    matrices between `points(area, deliveries)`."""
+    matrices between `points(area, deliveries)`. No van leaves before `not_before`
+    (planning the day that has begun)."""
     distance, duration = matrices
     zero = midnight.astimezone(UTC)  # subtract in UTC: DST days are 23 or 25 hours long
 
@@ -106,10 +108,12 @@ def build_problem(
         )
         for i, d in enumerate(deliveries)
     ]
-    vehicles = [
-        _vehicle(shift, vehicle, seconds(local(shift.starts_at)), seconds(local(shift.ends_at)))
-        for shift, vehicle in shifts
-    ]
+    earliest = seconds(not_before) if not_before is not None else None
+    vehicles = []
+    for shift, vehicle in shifts:
+        starts, ends = seconds(local(shift.starts_at)), seconds(local(shift.ends_at))
+        leaves = starts if earliest is None else min(max(starts, earliest), ends)
+        vehicles.append(_vehicle(shift, vehicle, starts, ends, leaves))
     return p.Problem(
         distance=distance,
         duration=duration,
@@ -119,20 +123,21 @@ def build_problem(
     )
 
 
-def _vehicle(shift: Shift, vehicle: Vehicle, starts: int, ends: int) -> p.Vehicle:
+def _vehicle(shift: Shift, vehicle: Vehicle, starts: int, ends: int, leaves: int) -> p.Vehicle:
+    """The van on its shift, leaving no earlier than `leaves`. The break stays where the
+    shift puts it; if the driver could have had it before `leaves` (time off the route
+    counts as resting), the van has none left to take."""
     breaks: tuple[p.Break, ...] = ()
-    if shift.break_minutes > 0:
-        window = (
-            starts + shift.break_earliest_minutes * 60,
-            starts + shift.break_latest_minutes * 60,
-        )
+    earliest = starts + shift.break_earliest_minutes * 60
+    if shift.break_minutes > 0 and leaves < earliest + shift.break_minutes * 60:
+        window = (earliest, starts + shift.break_latest_minutes * 60)
         breaks = (p.Break(window=window, duration=shift.break_minutes * 60),)
     return p.Vehicle(
         id=shift.id,
         start=0,
         end=0,
         capacity=(vehicle.capacity_grams, vehicle.capacity_volume_cm3, vehicle.capacity_parcels),
-        shift=(starts, ends),
+        shift=(leaves, ends),
         max_duration=shift.max_route_minutes * 60 if shift.max_route_minutes else None,
         fixed_cost=vehicle.fixed_cost_minor * MILLI,
         cost_per_distance=vehicle.cost_per_km_minor,  # minor/km == millicents/m

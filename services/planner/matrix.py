@@ -27,7 +27,9 @@ from services.core.settings import Settings, get_settings
 EARTH_RADIUS_M = 6_371_008.8
 
 Point = tuple[float, float]  # (lat, lng)
-Matrices = tuple[list[list[int]], list[list[int]]]  # (metres, seconds)
+# (metres, seconds) as int64 arrays: at thousands of points, lists of lists would cost
+# seconds and gigabytes to build, and every step after this works on arrays.
+Matrices = tuple[np.ndarray, np.ndarray]
 
 
 class MatrixError(Exception):
@@ -51,7 +53,7 @@ def great_circle_matrix(points: Sequence[Point], circuity: float, speed_kmh: flo
     a = np.sin(dlat / 2) ** 2 + np.cos(lat)[:, None] * np.cos(lat)[None, :] * np.sin(dlng / 2) ** 2
     metres = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))) * circuity
     seconds = metres / (speed_kmh / 3.6)
-    return np.rint(metres).astype(int).tolist(), np.rint(seconds).astype(int).tolist()
+    return np.rint(metres).astype(np.int64), np.rint(seconds).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class OsrmTable:
             self._table(body, "durations", len(points)),
         )
 
-    def _table(self, body: dict[str, object], key: str, size: int) -> list[list[int]]:
+    def _table(self, body: dict[str, object], key: str, size: int) -> np.ndarray:
         rows = body.get(key)
         if not isinstance(rows, list) or len(rows) != size:
             raise MatrixError(
@@ -116,7 +118,7 @@ class OsrmTable:
                         f"OSRM at {self.base_url} gave a malformed answer: {key}[{i}][{j}]"
                     )
             table.append([round(value) for value in row])
-        return table
+        return np.array(table, dtype=np.int64).reshape(size, size)
 
 
 def provider_for(area: ServiceArea, settings: Settings) -> MatrixProvider:
@@ -163,12 +165,10 @@ class MatrixCache:
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)
         index = {point: k for k, point in enumerate(unique)}
-        order = [index[point] for point in rounded]
+        order = np.array([index[point] for point in rounded], dtype=np.int64)
+        cut = np.ix_(order, order)
         distance, duration = canonical
-        return (
-            [[distance[a][b] for b in order] for a in order],
-            [[duration[a][b] for b in order] for a in order],
-        )
+        return distance[cut], duration[cut]
 
     def clear(self) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ write transaction is open.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session
 
@@ -30,6 +30,9 @@ from services.planner import problem as p
 from services.planner import repository
 from services.planner.mapping import build_problem, check_input, points
 from services.planner.matrix import matrix_for
+
+# When the day being planned has begun, the earliest a van can leave after planning.
+LOADING = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ def problem_for(
     midnight: datetime,
     deliveries: list[Delivery],
     shifts: list[tuple[Shift, Vehicle]],
+    not_before: datetime | None = None,
 ) -> p.Problem:
     """The solver's problem for deliveries and vans, with the matrix provider's matrices.
 
@@ -75,7 +79,7 @@ def problem_for(
     """
     check_input(area, deliveries, shifts)
     matrices = matrix_for(area, points(area, deliveries))
-    return build_problem(area, midnight, deliveries, shifts, matrices)
+    return build_problem(area, midnight, deliveries, shifts, matrices, not_before)
 
 
 def load_plan_input(session: Session, run: PlanRun) -> PlanInput:
@@ -96,7 +100,11 @@ def load_plan_input(session: Session, run: PlanRun) -> PlanInput:
     routed = [d for open_route in open_routes for d in open_route.deliveries]
     route_shifts = [(open_route.shift, open_route.vehicle) for open_route in open_routes]
     midnight = areas.local_midnight(area, run.date)
-    world = problem_for(area, midnight, deliveries + routed, [*shifts.values(), *route_shifts])
+    # A day that has begun is planned from now on, with time to load the vans.
+    not_before = utcnow() + LOADING if areas.local_day_of(area, utcnow()) >= run.date else None
+    world = problem_for(
+        area, midnight, deliveries + routed, [*shifts.values(), *route_shifts], not_before
+    )
     new = {d.id for d in deliveries}
     return PlanInput(
         area=area,

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 class ProblemError(ValueError):
     """The problem is malformed (not merely infeasible); the message names the culprit."""
@@ -54,10 +56,14 @@ class Vehicle:
     breaks: tuple[Break, ...] = ()
 
 
+# A square matrix of integers: an int64 array (what plan runs pass) or nested lists.
+Matrix = np.ndarray | Sequence[Sequence[int]]
+
+
 @dataclass(frozen=True)
 class Problem:
-    distance: Sequence[Sequence[int]]
-    duration: Sequence[Sequence[int]]
+    distance: Matrix
+    duration: Matrix
     jobs: Sequence[Job]
     vehicles: Sequence[Vehicle]
     # None: every job must be served (benchmarks). Otherwise the cost of leaving a job

@@ -69,6 +69,19 @@ def open_deliveries(session: Session, area_id: str, day: date) -> list[Delivery]
     )
 
 
+def has_open_deliveries(session: Session, area_id: str, day: date) -> bool:
+    """Whether the area has a delivery of the day still BOOKED (sandbox ones never)."""
+    found = session.exec(
+        select(Delivery.id).where(
+            Delivery.area_id == area_id,
+            Delivery.date == day,
+            Delivery.status == DeliveryStatus.BOOKED,
+            col(Delivery.sandbox).is_(False),
+        )
+    ).first()
+    return found is not None
+
+
 def fleet(session: Session, area_id: str) -> list[tuple[Shift, Vehicle]]:
     """Every shift of the area on an active vehicle, by shift id."""
     return list(

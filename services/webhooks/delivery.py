@@ -80,6 +80,7 @@ class _Request:
     message_id: str
     endpoint_id: str
     tenant_id: str
+    sandbox: bool
     url: str
     body: bytes
     headers: dict[str, str]
@@ -176,6 +177,7 @@ def _claim(message_id: str, now: datetime) -> _Request | None:
             message_id=message.id,
             endpoint_id=endpoint.id,
             tenant_id=message.tenant_id,
+            sandbox=message.sandbox,
             url=endpoint.url,
             body=body,
             headers={
@@ -220,6 +222,7 @@ def _record(request: _Request, response: _Response, now: datetime, rng: random.R
         session.add(
             WebhookAttempt(
                 tenant_id=request.tenant_id,
+                sandbox=request.sandbox,
                 message_id=request.message_id,
                 endpoint_id=request.endpoint_id,
                 at=request.at,

@@ -254,7 +254,7 @@ def test_a_big_bulk_booking_stores_what_single_bookings_store(client, demo):
 
 @pytest.mark.parametrize("count", [1, db.BULK_MIN_ROWS])
 def test_a_booking_is_six_statements_whatever_the_count(client, demo, engine, count):
-    """Set the transaction's tenant (row-level security), claim the keys, write
+    """Set the transaction's tenant and mode (row-level security), claim the keys, write
     deliveries, tracking events, usage (with the request's own api_requests event) and
     outbox events: one statement each, for 1 or 50 bookings."""
     if engine.dialect.name != "postgresql":
@@ -267,7 +267,7 @@ def test_a_booking_is_six_statements_whatever_the_count(client, demo, engine, co
     assert all(r["delivery"] for r in body["data"]["bookDeliveries"]["results"])
     verbs = [" ".join(statement.split()[:3]) for statement in sent]
     assert verbs == [
-        "SELECT set_config(%s, %s,",
+        "SELECT set_config('lastmile.tenant_id', %s,",
         "INSERT INTO idempotency_record",
         "INSERT INTO delivery",
         "INSERT INTO delivery_event",

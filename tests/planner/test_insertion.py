@@ -14,49 +14,72 @@ from tests.planner.checks import assert_feasible
 
 
 def _brute_arrival(duration, vehicle: Vehicle, route: list[Job]) -> tuple[int, int] | None:
-    """(departure, earliest return) trying every assignment of breaks to gaps."""
+    """(departure, earliest return) trying every assignment of breaks to gaps, to the
+    time before leaving (gap -1) and to the time after coming back (gap n + 1)."""
     if any(sum(j.demand[d] for j in route) > cap for d, cap in enumerate(vehicle.capacity)):
         return None
     rules = sorted(vehicle.breaks, key=lambda b: b.window)
-    first = route[0] if route else None
-    departure = vehicle.shift[0]
-    if first is not None:
-        departure = max(departure, first.window[0] - duration[vehicle.start][first.location])
+    departure = _brute_departure(duration, vehicle, route, rules)
     best = None
-    for gaps in itertools.combinations_with_replacement(range(len(route) + 1), len(rules)):
-        t, here, pending, arrival = (
-            departure,
-            vehicle.start,
-            list(zip(gaps, rules, strict=True)),
-            None,
-        )
-        for gap in range(len(route) + 1):
-            target = route[gap] if gap < len(route) else None
-            free, rested = t, 0
-            while pending and pending[0][0] == gap:
-                rule = pending.pop(0)[1]
-                begin = max(free, rule.window[0])
-                if begin > rule.window[1]:
-                    break
-                free, rested = begin + rule.duration, rested + rule.duration
-            else:
-                place = target.location if target else vehicle.end
-                start = max(t + duration[here][place] + rested, free)
-                if target is None:
-                    arrival = start
-                    break
-                start = max(start, target.window[0])
-                if start > target.window[1]:
-                    break
-                t, here = start + target.service, target.location
+    for gaps in itertools.combinations_with_replacement(range(-1, len(route) + 2), len(rules)):
+        pending = list(zip(gaps, rules, strict=True))
+        free = vehicle.shift[0]
+        while pending and pending[0][0] == -1:
+            rule = pending.pop(0)[1]
+            begin = max(free, rule.window[0])
+            if begin > rule.window[1] or begin + rule.duration > departure:
+                break
+            free = begin + rule.duration
+        else:
+            arrival = _brute_drive(duration, vehicle, route, departure, pending)
+            if arrival is None or arrival > vehicle.shift[1]:
                 continue
-            break
-        if arrival is None or arrival > vehicle.shift[1]:
-            continue
-        if vehicle.max_duration is not None and arrival - departure > vehicle.max_duration:
-            continue
-        best = arrival if best is None else min(best, arrival)
+            if vehicle.max_duration is not None and arrival - departure > vehicle.max_duration:
+                continue
+            best = arrival if best is None else min(best, arrival)
     return None if best is None else (departure, best)
+
+
+def _brute_departure(duration, vehicle: Vehicle, route: list[Job], rules) -> int:
+    """As late as the first stop allows, unless a break that does not fit before that
+    must start earlier."""
+    if not route:
+        return vehicle.shift[0]
+    wanted = max(vehicle.shift[0], route[0].window[0] - duration[vehicle.start][route[0].location])
+    free = vehicle.shift[0]
+    for rule in rules:
+        begin = max(free, rule.window[0])
+        if begin > rule.window[1] or begin + rule.duration > wanted:
+            return max(vehicle.shift[0], min(wanted, rule.window[1]))
+        free = begin + rule.duration
+    return wanted
+
+
+def _brute_drive(duration, vehicle: Vehicle, route: list[Job], departure: int, pending):
+    """The return time driving `route` with each pending break in its gap, or None."""
+    t, here, arrival = departure, vehicle.start, None
+    for gap in range(len(route) + 2):
+        target = route[gap] if gap < len(route) else None
+        free, rested = t, 0
+        while pending and pending[0][0] == gap:
+            rule = pending.pop(0)[1]
+            begin = max(free, rule.window[0])
+            if begin > rule.window[1]:
+                return None
+            free, rested = begin + rule.duration, rested + rule.duration
+        if gap == len(route) + 1:  # breaks after coming back
+            return arrival
+        place = target.location if target else vehicle.end
+        start = max(t + duration[here][place] + rested, free)
+        if target is None:
+            arrival = start
+            t = arrival
+            continue
+        start = max(start, target.window[0])
+        if start > target.window[1]:
+            return None
+        t, here = start + target.service, target.location
+    return arrival
 
 
 def _brute_cost(distance, duration, vehicle: Vehicle, route: list[Job]) -> int | None:

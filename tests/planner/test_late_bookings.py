@@ -5,7 +5,15 @@ from __future__ import annotations
 from sqlmodel import col, select
 
 from services.core.db import transaction
-from services.core.models import Delivery, DeliveryStatus, OutboxEvent, Route, Stop
+from services.core.models import (
+    Delivery,
+    DeliveryStatus,
+    OutboxEvent,
+    PlanRunStatus,
+    Route,
+    Stop,
+)
+from services.planner import runs, tasks
 from tests.planner import world
 
 ON_THE_WAY = [(40.72, -74.12), (40.71, -74.06), (40.70, -74.0)]
@@ -85,3 +93,52 @@ def test_what_no_route_can_take_goes_to_a_free_van(db):
 
     assert (run.deliveries_planned, run.deliveries_inserted, run.routes) == (1, 0, 1)
     assert world.fetch(late.id).stop_number == 1
+
+
+def _a_published_route():
+    """An area whose day has one route out of three stops, and a van still free."""
+    with transaction() as session:
+        area = world.area(session)
+        acme = world.tenant(session)
+        for name in ("a", "b"):
+            world.van(session, area, name, parcels=4, fixed=20_000)
+        for at in ON_THE_WAY:
+            world.delivery(session, area, acme, at=at)
+    assert world.plan().routes == 1
+    return area, acme
+
+
+def test_an_insertion_run_puts_a_booking_into_a_route_and_opens_none(db):
+    area, acme = _a_published_route()
+    with transaction() as session:
+        late = world.delivery(session, area, acme, at=(40.715, -74.09))
+
+    assert tasks.insert_bookings(area.id, world.DAY.isoformat()) == PlanRunStatus.DONE
+
+    row = world.fetch(late.id)
+    assert row.status == DeliveryStatus.PLANNED and row.route_id is not None
+    with transaction() as session:
+        assert len(session.exec(select(Route)).all()) == 1
+
+
+def test_a_booking_no_route_can_take_waits_for_the_wave_with_its_reason(db):
+    """A free van is not opened for one booking at booking time: the next wave batches."""
+    area, acme = _a_published_route()
+    with transaction() as session:
+        evening = world.delivery(session, area, acme, window=(18, 20))  # after every shift
+
+    tasks.insert_bookings(area.id, world.DAY.isoformat())
+
+    row = world.fetch(evening.id)
+    assert (row.status, row.unplanned_reason) == (DeliveryStatus.BOOKED, runs.NO_ROUTE_FITS)
+    with transaction() as session:
+        assert len(session.exec(select(Route)).all()) == 1
+
+
+def test_no_insertion_run_before_the_day_has_routes(db):
+    with transaction() as session:
+        area = world.area(session)
+        world.van(session, area)
+        booked = world.delivery(session, area, world.tenant(session))
+    assert tasks.insert_bookings(area.id, world.DAY.isoformat()) is None
+    assert world.fetch(booked.id).status == DeliveryStatus.BOOKED

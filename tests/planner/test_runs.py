@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import datetime, time
 
 import pytest
 from sqlmodel import select
@@ -106,6 +106,26 @@ def test_shifts_become_vehicles_with_their_break_and_route_limit(db):
     assert van.capacity == (600_000, 4_500_000, 100)
     assert van.cost_per_time == round(2_600 * mapping.MILLI / 3600)
     assert problem.jobs[0].demand == (1_500, 6_000, 1)
+
+
+@pytest.mark.parametrize(
+    ("now", "leaves", "has_break"),
+    [((10, 0), 10 * 3600, True), ((12, 30), 12 * 3600 + 1800, False)],
+)
+def test_a_day_that_has_begun_is_planned_from_now(db, now, leaves, has_break):
+    """No van leaves before `not_before`; a driver who could have had the break before
+    leaving has none left to take."""
+    with transaction() as session:
+        area = world.area(session)
+        shift = world.van(session, area, shift=(time(8), time(17)))
+        vehicle = session.get(Vehicle, shift.vehicle_id)
+        job = world.delivery(session, area, world.tenant(session))
+        midnight = areas.local_midnight(area, world.DAY)
+        not_before = datetime.combine(world.DAY, time(*now), world.ZONE)
+        problem = problem_for(area, midnight, [job], [(shift, vehicle)], not_before)
+    (van,) = problem.vehicles
+    assert van.shift == (leaves, 17 * 3600)
+    assert bool(van.breaks) == has_break
 
 
 def test_a_shift_below_the_minimum_wage_is_refused():

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
 import pickle
+import random
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from services.planner.insertion import schedule
 from services.planner.instances import customer_routes, read_instance
 from services.planner.problem import (
     Break,
@@ -25,11 +27,13 @@ from services.planner.solver import (
     WINDOW_UNREACHABLE,
     assemble,
     decomposition,
+    engine,
     model,
+    repair,
     solve,
-    solve_decomposed,
     validate,
 )
+from services.planner.solver.validation import feasible_vehicles
 from tests.planner.checks import assert_feasible, grid_problem, van
 
 QUICK = SolveOptions(time_limit=1.0)
@@ -278,24 +282,94 @@ def _read_vrp(path: Path):
     return xy, demand, ready, due, service
 
 
-def test_decomposition_gives_a_complete_feasible_plan() -> None:
-    """~1000 jobs cut into pieces solved in parallel processes and stitched together."""
+def test_large_problems_are_solved_in_pieces_on_other_cores(monkeypatch) -> None:
+    """Above PIECES_ABOVE jobs the problem is cut into geographic pieces searched in
+    child processes; the stitched plan is complete and feasible, breaks included."""
+    monkeypatch.setattr(decomposition, "PIECES_ABOVE", 100)
+    monkeypatch.setattr(decomposition, "PIECE_SIZE", 80)
     vehicles = [
-        van(f"v{k}", (60,), shift=(0, 40_000), breaks=(Break((15_000, 20_000), 600),))
-        for k in range(40)
+        van(f"v{k}", (30,), shift=(0, 40_000), breaks=(Break((15_000, 20_000), 600),))
+        for k in range(12)
     ]
     problem = grid_problem(
-        1000,
-        vehicles,
-        size=10_000,
-        window=(0, 36_000),
-        window_width=9_000,
-        seed=29,
+        240, vehicles, size=10_000, window=(0, 36_000), window_width=9_000, seed=29,
         drop_penalty=10**9,
-    )
-    solution = solve_decomposed(problem, SolveOptions(time_limit=6.0, workers=2), piece_size=250)
+    )  # fmt: skip
+    solution = solve(problem, SolveOptions(time_limit=4.0, workers=2))
     assert_feasible(problem, solution)
     assert not solution.unassigned
+
+
+def _solve_in_daemon(problem: Problem, answer) -> None:
+    answer.put(len(solve(problem, SolveOptions(time_limit=3.0, workers=2)).unassigned))
+
+
+def test_a_daemonic_process_can_use_every_core() -> None:
+    """A Celery prefork worker is daemonic; `multiprocessing` refuses it children, the
+    solver's plain child processes do not."""
+    problem = grid_problem(60, [van(f"v{k}", (20,)) for k in range(4)], drop_penalty=10**9)
+    context = multiprocessing.get_context("fork")
+    answer = context.Queue()
+    daemon = context.Process(target=_solve_in_daemon, args=(problem, answer), daemon=True)
+    daemon.start()
+    assert answer.get(timeout=60) == 0
+    daemon.join()
+
+
+def test_a_short_budget_still_gives_a_complete_plan() -> None:
+    """The first plan is built in a fraction of a second: a tenth of a second for 400
+    jobs is a worse plan, never an empty one."""
+    problem = grid_problem(
+        400, [van(f"v{k}", (40,), shift=(0, 40_000)) for k in range(14)], size=5_000,
+        window=(0, 30_000), window_width=6_000, drop_penalty=10**9,
+    )  # fmt: skip
+    solution = solve(problem, SolveOptions(time_limit=0.5, workers=1))
+    assert_feasible(problem, solution)
+    assert not solution.unassigned
+
+
+def test_a_job_only_the_break_rules_out_is_window_unreachable() -> None:
+    """Reachable alone without a break, but the van must leave before its break ends
+    and the window closes before the break could be over: not a capacity problem."""
+    base = grid_problem(2, [], seed=31)
+    lunch = Break(window=(0, 0), duration=5_000)
+    jobs = [
+        Job("after-lunch-too-late", 1, (1,), (0, 3_000)),
+        Job("easy", 2, (1,), (0, 20_000)),
+    ]
+    problem = Problem(
+        base.distance, base.duration, jobs, [van("v", shift=(0, 20_000), breaks=(lunch,))],
+        drop_penalty=10**7,
+    )  # fmt: skip
+    solution = solve(problem, QUICK)
+    assert_feasible(problem, solution)
+    assert {u.job_id: u.reason for u in solution.unassigned} == {
+        "after-lunch-too-late": WINDOW_UNREACHABLE
+    }
+
+
+def test_no_capacity_means_the_fleet_is_full() -> None:
+    """Every job fits a van alone; with room for 30 of 40 the other 10 are NO_CAPACITY,
+    and with room for all none is left out."""
+    full = grid_problem(40, [van(f"v{k}", (10,)) for k in range(3)], drop_penalty=10**9)
+    solution = solve(full, QUICK)
+    assert_feasible(full, solution)
+    assert [u.reason for u in solution.unassigned] == [NO_CAPACITY] * 10
+    roomy = grid_problem(40, [van(f"v{k}", (10,)) for k in range(4)], drop_penalty=10**9)
+    assert not solve(roomy, QUICK).unassigned
+
+
+def test_stops_the_search_could_not_keep_are_placed_again() -> None:
+    """A route that breaks the exact timing model sheds stops until it holds, and they
+    go to another van (here the idle one)."""
+    problem = grid_problem(12, [van("a", shift=(0, 3_000)), van("b", shift=(0, 3_000))], seed=37)
+    m = validate(problem)
+    everything = list(range(12))
+    too_long = model.RawRoute(0, everything, [0] * 12, 0, 0, [])
+    routes = repair.make_feasible(problem, m, [too_long], everything)
+    result = assemble(problem, m, routes, [])
+    assert_feasible(problem, result)
+    assert len(result.routes) == 2 and not result.unassigned
 
 
 def _strategies_tried(problem: Problem, time_limit: float, monkeypatch) -> list[int]:
@@ -307,7 +381,9 @@ def _strategies_tried(problem: Problem, time_limit: float, monkeypatch) -> list[
         return search(self, deadline, strategy, on_progress)
 
     monkeypatch.setattr(model.Model, "search", recording)
-    assert_feasible(problem, solve(problem, SolveOptions(time_limit=time_limit)))
+    deadline = time.monotonic() + time_limit
+    solution = model.solve_direct(problem, validate(problem), deadline, SolveOptions())
+    assert_feasible(problem, solution)
     return tried
 
 
@@ -334,52 +410,48 @@ def test_short_routes_get_one_start(monkeypatch) -> None:
     assert _strategies_tried(problem, 1.5, monkeypatch) == [model.FIRST_SOLUTION]
 
 
-def test_long_routes_are_told_from_short_ones() -> None:
-    """The probe that decides how much of a large problem's budget its pieces get."""
-    assert decomposition._has_long_routes(LONG_ROUTES)
-    short = grid_problem(40, [van(f"v{k}", (4,)) for k in range(15)], seed=5)
-    assert not decomposition._has_long_routes(short)
-
-
-def test_route_groups_never_make_the_plan_worse() -> None:
-    """Re-solving groups of neighbouring routes keeps every job served, every constraint,
-    and a cost no higher than the plan it started from."""
-    problem = grid_problem(
-        300, [van(f"v{k}", (40,)) for k in range(20)], window_width=4_000, seed=3
-    )
-    m = validate(problem)
-    start = solve_decomposed(problem, SolveOptions(time_limit=3.0, workers=2), piece_size=100)
-    assert not start.unassigned
-    job_index = {j.id: i for i, j in enumerate(problem.jobs)}
-    vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
-    raw = [decomposition._raw_from_route(r, job_index, vehicle_index) for r in start.routes]
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        improved = decomposition._improve_route_groups(
-            problem, m, raw, time.monotonic() + decomposition._MIN_ROUND_SECONDS + 1, pool, 2
-        )
-    result = assemble(problem, m, improved, [])
-    assert_feasible(problem, result)
-    assert not result.unassigned
-    assert result.cost <= start.cost
-
-
-@pytest.mark.parametrize("entry", [decomposition._resolve_group, decomposition._descend_group])
-@pytest.mark.parametrize("drop_penalty", [None, 10**9])
-def test_a_route_group_comes_back_no_worse_and_feasible(entry, drop_penalty) -> None:
-    """A group is re-solved (or descended in a sweep) from its own routes (with breaks,
-    and with the production drop penalty too): never more expensive, every job still
-    served."""
+@pytest.mark.parametrize("seed", range(30))
+def test_who_can_serve_a_job_alone_agrees_with_the_timing_model(seed) -> None:
+    """The vectorised reachability check (breaks, shifts, route length) says yes exactly
+    when the timing model finds a schedule for the lone visit."""
+    rng = random.Random(seed)
     vehicles = [
-        van(f"v{k}", (40,), shift=(0, 20_000), breaks=(Break((6_000, 9_000), 300),))
+        van(
+            f"v{k}",
+            shift=(start := rng.randrange(0, 3_000), start + rng.randrange(2_000, 8_000)),
+            max_duration=rng.choice((None, 1_500, 3_000)),
+            breaks=rng.choice(((), (Break((start + 800, start + rng.choice((800, 1_200))), 400),))),
+        )
         for k in range(6)
     ]
-    problem = grid_problem(80, vehicles, window_width=5_000, seed=8, drop_penalty=drop_penalty)
-    start = solve(problem, SolveOptions(time_limit=1.0))
-    assert not start.unassigned
-    job_index = {j.id: i for i, j in enumerate(problem.jobs)}
-    vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
-    current = [decomposition._raw_from_route(r, job_index, vehicle_index) for r in start.routes]
-    result = entry(problem, current, 1.0)
+    problem = grid_problem(
+        40, vehicles, window=(0, 12_000), window_width=rng.choice((300, 3_000)), seed=seed
+    )
+    m = validate(problem)
+    expected = [
+        [schedule(m.distance, m.duration, v, [j]) is not None for v in problem.vehicles]
+        for j in problem.jobs
+    ]
+    assert feasible_vehicles(problem, m).tolist() == expected
+
+
+def test_parts_of_a_plan_are_searched_without_making_it_worse() -> None:
+    """Searching groups of neighbouring routes keeps every job served once and every
+    constraint, and never raises the plan's cost."""
+    problem = grid_problem(
+        300, [van(f"v{k}", (30,)) for k in range(16)], window_width=4_000, seed=3
+    )
+    m = validate(problem)
+    jobs = list(range(300))
+    data = engine.to_data(problem, m, jobs, optional=False)
+    start = engine.search(data, time.monotonic() + 0.5, 0, engine.construct(data))
+    assert start.is_feasible()
+    routes = decomposition._improve_in_parts(
+        problem, m, engine.to_routes(data, start), time.monotonic() + 2.0, seed=1
+    )
+    after = engine.to_solution(data, routes)
+    assert after.is_feasible() and after.num_clients() == 300
+    assert engine.objective(after) <= engine.objective(start)
+    result = assemble(problem, m, repair.make_feasible(problem, m, routes, jobs), [])
     assert_feasible(problem, result)
     assert not result.unassigned
-    assert result.cost <= start.cost

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from sqlmodel import select
+from sqlmodel import delete, select
 
 from services.api.seed import seed_demo
 from services.core.celery_app import celery_app
@@ -16,6 +16,7 @@ from services.core.models import Delivery, DeliveryStatus, PlanRun, PlanRunStatu
 from services.deliveries import booking, validation
 from services.planner import runs, tasks
 from tests.factories import DEMO_ZONE, local_today
+from tests.planner import world
 
 
 @pytest.fixture
@@ -77,3 +78,33 @@ def test_a_wave_is_queued_once_after_its_cutoff(db):
         run = session.get(PlanRun, queued[0])
         assert run.date == today + timedelta(days=1)
         assert run.trigger == "wave 18:00"
+
+
+def test_each_wave_also_plans_the_same_day_deliveries_still_open(db):
+    """A same-day booking is planned by the next wave of its own day; the day's last
+    wave also plans tomorrow. Once each, and only while the delivery day lasts."""
+    day = world.DAY
+    with transaction() as session:
+        area = world.area(session)
+        area.wave_cutoffs = ["10:00", "18:00"]
+        world.van(session, area)
+        world.delivery(session, area, world.tenant(session))
+    morning = datetime.combine(day, datetime.min.time(), world.ZONE) + timedelta(
+        hours=10, minutes=1
+    )
+    with transaction() as session:
+        queued = tasks.due_waves(session, morning)
+        assert [
+            (session.get(PlanRun, i).date, session.get(PlanRun, i).trigger) for i in queued
+        ] == [(day, "wave 10:00")]
+        assert tasks.due_waves(session, morning + timedelta(minutes=5)) == []
+        evening = morning + timedelta(hours=8)
+        queued = tasks.due_waves(session, evening)
+        runs_queued = sorted(
+            (session.get(PlanRun, i).date, session.get(PlanRun, i).trigger) for i in queued
+        )
+        assert runs_queued == [(day, "wave 18:00"), (day + timedelta(days=1), "wave 18:00")]
+        night = evening + timedelta(hours=3, minutes=30)  # 21:31: the day is over
+        session.exec(delete(PlanRun))
+        queued = tasks.due_waves(session, night)
+        assert [session.get(PlanRun, i).date for i in queued] == [day + timedelta(days=1)]

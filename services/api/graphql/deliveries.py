@@ -21,6 +21,7 @@ from services.api.graphql.relay import (
     encode_position,
     page_size,
 )
+from services.api.insertion import insert_after_commit
 from services.api.tracking import tracking_url
 from services.core import idempotency, models
 from services.core.errors import UserErrors
@@ -400,6 +401,7 @@ def _book_one(info: strawberry.Info, input: BookDeliveryInput, prefix: tuple[str
         return BookDeliveryPayload(
             delivery=None, user_errors=[UserError.from_domain(e, prefix) for e in rejected.errors]
         )
+    insert_after_commit(ctx.session, [row])
     return BookDeliveryPayload(delivery=Delivery.from_row(row), user_errors=[])
 
 
@@ -415,7 +417,7 @@ class DeliveryQueries:
         id: Annotated[strawberry.ID, strawberry.argument(description="The delivery's id.")],
     ) -> Delivery | None:
         ctx = context_of(info)
-        row = repository.get(ctx.session, ctx.tenant_id, str(id))
+        row = repository.get(ctx.session, ctx.merchant, str(id))
         return Delivery.from_row(row) if row else None
 
     @strawberry.field(
@@ -463,7 +465,7 @@ class DeliveryQueries:
         order = listing.SortKey(sort_key)
         rows, more = listing.page(
             ctx.session,
-            ctx.tenant_id,
+            ctx.merchant,
             listing.Filters(statuses=tuple(status or ()), day=date, reference=reference),
             order,
             reverse,
@@ -536,6 +538,7 @@ class DeliveryMutations:
             ctx.now,
             sandbox=ctx.token.sandbox,
         )
+        insert_after_commit(ctx.session, [o for o in outcomes if not isinstance(o, UserErrors)])
         results = [
             BookDeliveryPayload(
                 delivery=None,

@@ -198,12 +198,8 @@ def _apply(
 def _actor(ctx: Context, as_operator: bool) -> lifecycle.Actor:
     """The operator acts on every delivery; a merchant on its own, in its token's mode."""
     if as_operator:
-        return lifecycle.Actor(
-            principal=f"client:{ctx.token.client_id}", tenant_id=None, sandbox=None
-        )
-    return lifecycle.Actor(
-        principal=ctx.tenant_id, tenant_id=ctx.tenant_id, sandbox=ctx.token.sandbox
-    )
+        return lifecycle.Actor(principal=f"client:{ctx.token.client_id}", merchant=None)
+    return lifecycle.Actor(principal=ctx.tenant_id, merchant=ctx.merchant)
 
 
 def _rejected(rejected: UserErrors) -> DeliveryPayload:

@@ -111,7 +111,9 @@ class QuoteMutations:
             date=input.date,
         )
         try:
-            row = quotes.create_quote(ctx.session, ctx.tenant_id, request, ctx.now, marginal_price)
+            row = quotes.create_quote(
+                ctx.session, ctx.tenant_id, request, ctx.now, marginal_price, ctx.token.sandbox
+            )
         except UserErrors as rejected:
             return CreateQuotePayload(
                 quote=None, user_errors=[UserError.from_domain(e) for e in rejected.errors]

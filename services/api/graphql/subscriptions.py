@@ -18,7 +18,8 @@ import strawberry
 from services.api.graphql.context import context_of
 from services.api.graphql.deliveries import DeliveryStatus, Location
 from services.api.graphql.permissions import ReadDeliveries
-from services.core.db import for_tenant, transaction
+from services.core.db import merchant_transaction
+from services.core.principal import Merchant
 from services.deliveries import repository
 
 POLL_SECONDS = 1.0
@@ -48,13 +49,11 @@ class DeliveryUpdate:
 
 
 def _after(
-    tenant_id: str, last_id: str, delivery_id: str | None
+    merchant: Merchant, last_id: str, delivery_id: str | None
 ) -> tuple[str, list[DeliveryUpdate]]:
     """The next updates after event `last_id`, and the id of the last one returned."""
-    with transaction() as session:
-        rows = repository.events_after(
-            for_tenant(session, tenant_id), tenant_id, last_id, delivery_id, BATCH
-        )
+    with merchant_transaction(merchant) as session:
+        rows = repository.events_after(session, merchant, last_id, delivery_id, BATCH)
     updates = [
         DeliveryUpdate(
             delivery_id=strawberry.ID(event.delivery_id),
@@ -71,9 +70,9 @@ def _after(
     return (rows[-1][0].id if rows else last_id), updates
 
 
-def _newest(tenant_id: str) -> str:
-    with transaction() as session:
-        newest = repository.newest_event_id(for_tenant(session, tenant_id), tenant_id)
+def _newest(merchant: Merchant) -> str:
+    with merchant_transaction(merchant) as session:
+        newest = repository.newest_event_id(session, merchant.tenant_id)
     return newest or ""
 
 
@@ -93,11 +92,11 @@ class DeliverySubscriptions:
             ),
         ] = None,
     ) -> AsyncGenerator[DeliveryUpdate, None]:
-        tenant_id = context_of(info).tenant_id
+        merchant = context_of(info).merchant
         only = str(delivery_id) if delivery_id is not None else None
-        last = await asyncio.to_thread(_newest, tenant_id)
+        last = await asyncio.to_thread(_newest, merchant)
         while True:
-            last, updates = await asyncio.to_thread(_after, tenant_id, last, only)
+            last, updates = await asyncio.to_thread(_after, merchant, last, only)
             for update in updates:
                 yield update
             if len(updates) < BATCH:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,8 @@ from services.api.oauth.server import AuthorizationServer, TokenRequest
 from services.api.oauth.token_management import RevocationEndpoint
 from services.api.oauth.tokens import AccessToken, InvalidTokenError, verify_access_token
 from services.api.web.session import browser, safe_next, secure
-from services.core.db import for_tenant, utcnow
+from services.core.db import merchant_transaction, utcnow
+from services.core.principal import Merchant
 from services.core.models import Membership, OAuthClient, UserAccount, WebSession
 from services.core.settings import get_settings
 
@@ -174,13 +176,19 @@ def revoke_session_tokens(db: Session, row: WebSession, secret: str) -> None:
 
 @dataclass
 class Viewer:
-    """Who is looking at a dashboard page, and for which merchant."""
+    """Who is looking at a dashboard page, and for which merchant.
+
+    `db` is confined to the merchant's live rows (the merchant engine, row-level
+    security); `platform` is the authorization server's own (people, sessions, API
+    clients), which the accounts and OAuth code filters by tenant itself.
+    """
 
     user: UserAccount
     membership: Membership
     token: AccessToken
     csrf_token: str
     db: Session
+    platform: Session
     session_row: WebSession
     now: datetime = field(default_factory=utcnow)
 
@@ -188,6 +196,11 @@ class Viewer:
     def tenant_id(self) -> str:
         assert self.token.tenant_id is not None
         return self.token.tenant_id
+
+    @property
+    def merchant(self) -> Merchant:
+        """The dashboard acts in live mode; the sandbox is for API credentials."""
+        return Merchant(self.tenant_id, sandbox=False)
 
     @property
     def role(self) -> Role:
@@ -205,8 +218,9 @@ class Viewer:
             raise HTTPException(403, "Your role does not allow this.")
 
 
-def viewer(request: Request, db: Session = Depends(get_session)) -> Viewer:
-    """The signed-in user of a dashboard page, confined to their merchant's rows."""
+def viewer(request: Request, db: Session = Depends(get_session)) -> Iterator[Viewer]:
+    """The signed-in user of a dashboard page, and a transaction confined to their
+    merchant's rows, committed when the page succeeds."""
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     current = browser(request, db)
     if current.row is None or current.secret is None:
@@ -233,15 +247,16 @@ def viewer(request: Request, db: Session = Depends(get_session)) -> Viewer:
     membership = users.membership_of(db, current.row.user_id)
     if user is None or membership is None or membership.tenant_id != access.tenant_id:
         raise HTTPException(403, "You are no longer a member of this merchant.")
-    for_tenant(db, access.tenant_id)
-    return Viewer(
-        user=user,
-        membership=membership,
-        token=access,
-        csrf_token=sessions.csrf_token(current.secret),
-        db=db,
-        session_row=current.row,
-    )
+    with merchant_transaction(Merchant(access.tenant_id)) as confined:
+        yield Viewer(
+            user=user,
+            membership=membership,
+            token=access,
+            csrf_token=sessions.csrf_token(current.secret),
+            db=confined,
+            platform=db,
+            session_row=current.row,
+        )
 
 
 def _verified(tokens: dict[str, Any] | None) -> AccessToken | None:

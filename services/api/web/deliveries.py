@@ -90,7 +90,7 @@ def table(
     except ValueError:
         position = None
     rows, more = listing.page(
-        me.db, me.tenant_id, filters, listing.SortKey.CREATED_AT, True, PAGE_SIZE, position
+        me.db, me.merchant, filters, listing.SortKey.CREATED_AT, True, PAGE_SIZE, position
     )
     next_cursor = (
         encode_position("Delivery", listing.position(rows[-1], listing.SortKey.CREATED_AT))
@@ -132,7 +132,7 @@ def export(
         after: list[str] | None = None
         while True:
             batch, more = listing.page(
-                me.db, me.tenant_id, filters, listing.SortKey.CREATED_AT, True, EXPORT_BATCH, after
+                me.db, me.merchant, filters, listing.SortKey.CREATED_AT, True, EXPORT_BATCH, after
             )
             for d in batch:
                 writer.writerow([
@@ -335,7 +335,7 @@ async def book(request: Request, me: Viewer = Depends(viewer)) -> Response:
 
 
 def _owned(me: Viewer, delivery_id: str) -> Delivery:
-    row = repository.get(me.db, me.tenant_id, delivery_id)
+    row = repository.get(me.db, me.merchant, delivery_id)
     if row is None:  # another merchant's looks exactly like a missing one
         raise HTTPException(404, "No such delivery.")
     return row
@@ -347,7 +347,7 @@ def delivery_page(request: Request, delivery_id: str, me: Viewer = Depends(viewe
     row = _owned(me, delivery_id)
     events = repository.events_of(me.db, me.tenant_id, row.id)
     area = areas.area_by_id(me.db, row.area_id)
-    stops = repository.own_stops_on_route(me.db, me.tenant_id, row.route_id) if row.route_id else []
+    stops = repository.own_stops_on_route(me.db, me.merchant, row.route_id) if row.route_id else []
     map_data: dict[str, Any] = {
         "bounds": [[area.south, area.west], [area.north, area.east]] if area else None,
         "depot": [area.depot_lat, area.depot_lng] if area else None,
@@ -404,7 +404,7 @@ def _change(
     try:
         lifecycle.change(
             me.db,
-            lifecycle.Actor(principal=me.tenant_id, tenant_id=me.tenant_id, sandbox=None),
+            lifecycle.Actor(principal=me.tenant_id, merchant=me.merchant),
             delivery_id,
             me.now,
             action,

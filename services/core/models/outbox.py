@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
@@ -25,6 +26,8 @@ class OutboxEvent(SQLModel, table=True):
 
     id: str = Field(default_factory=lambda: new_id("obx"), primary_key=True)
     tenant_id: str | None = None
+    # A sandbox booking's events go to the tenant's sandbox endpoints only.
+    sandbox: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     topic: str
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

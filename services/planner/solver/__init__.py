@@ -1,18 +1,19 @@
-"""The planner's solver: a `Problem` in, a `Solution` out, with OR-Tools routing.
+"""The planner's solver: a `Problem` in, a `Solution` out.
 
 Pure computation: no database, no network. `solve` validates the input, leaves out jobs
-that no vehicle could ever serve, builds an OR-Tools routing model over the rest and
-searches for the cheapest plan inside the wall-clock budget (`solve_direct`: iterated
-local search, with several starts when the plan has few long routes). Problems too large
-for one model are split into geographic pieces solved in parallel worker processes, and
-the plan then improved by re-solving groups of neighbouring routes (`solve_decomposed`).
+that no vehicle could ever serve (with the reason), builds a first complete plan in a
+fraction of a second and improves it with PyVRP's iterated local search until the
+deadline, on every core; large problems are cut into geographic pieces. The plan is
+then checked against the product's exact timing model (breaks included) and repaired,
+OR-Tools planning on idle vans what cheapest insertion could not place.
 
-The seams are modules: `validation` (checking the input, who can serve what), `model`
-(the OR-Tools model, its search and reading plans out of it) and `decomposition`
-(`solve` itself, and the pieces and route groups of large problems).
+The seams are modules: `validation` (checking the input, who can serve what),
+`engine` (PyVRP: the model, the first plan, the search), `repair` (exact feasibility),
+`model` (the OR-Tools routing model, and reading any plan out into a `Solution`),
+`workers` (child processes any process may start) and `decomposition` (`solve`).
 """
 
-from services.planner.solver.decomposition import DECOMPOSE_ABOVE, solve, solve_decomposed
+from services.planner.solver.decomposition import PIECES_ABOVE, solve
 from services.planner.solver.model import NO_CAPACITY, assemble, solve_direct
 from services.planner.solver.validation import (
     TOO_LARGE,
@@ -22,14 +23,13 @@ from services.planner.solver.validation import (
 )
 
 __all__ = [
-    "DECOMPOSE_ABOVE",
     "NO_CAPACITY",
+    "PIECES_ABOVE",
     "TOO_LARGE",
     "WINDOW_UNREACHABLE",
     "Matrices",
     "assemble",
     "solve",
-    "solve_decomposed",
     "solve_direct",
     "validate",
 ]

@@ -1,117 +1,75 @@
-"""`solve`, and what it does with problems too large for one routing model.
+"""`solve`: the planner's search, from a first complete plan to the best it finds.
 
-Up to `DECOMPOSE_ABOVE` jobs a problem is solved by one model (`model.solve_direct`).
-Above it, `solve_decomposed` cuts it into geographic pieces solved in parallel worker
-processes, then improves the plan by re-solving groups of neighbouring routes. The
-pieces are solved by `solve` again, which is why it lives here.
+Every plan starts from a complete one built in a fraction of a second
+(`construct`), then PyVRP's iterated local search improves it until the
+deadline (`search`), on every core: with more than one, the other cores run
+independent searches from the same start with other seeds and the cheapest plan wins.
+Problems above `PIECES_ABOVE` jobs are cut into geographic pieces of about
+`PIECE_SIZE` jobs with their share of the fleet, solved on all cores. Whatever the
+search hands back is then made exactly feasible under the product's timing model, and
+jobs it could not keep are placed again (`repair.make_feasible`). Jobs no van could
+serve even alone are left out first with their reason (`validation`).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pyvrp
 
-from services.planner.problem import Problem, Route, Solution, SolveOptions, Unassigned
-from services.planner.solver.model import (
-    FIRST_SOLUTION,
-    LONG_ROUTE_JOBS,
-    Model,
-    RawRoute,
-    assemble,
-    reserve_seconds,
-    solve_direct,
-    timed_route,
+from services.planner.problem import Problem, Solution, SolveOptions, Unassigned
+from services.planner.solver.engine import (
+    Data,
+    Progress,
+    construct,
+    kind,
+    objective,
+    search,
+    to_data,
+    to_routes,
+    to_solution,
 )
+from services.planner.solver.model import RawRoute, assemble
+from services.planner.solver.repair import make_feasible, subproblem
 from services.planner.solver.validation import (
     Matrices,
     feasible_vehicles,
     impossible_reason,
     validate,
 )
+from services.planner.solver.workers import cores, run_all
 
-# Above this many jobs one routing model searches too slowly (on 1000-customer
-# benchmarks at 120 s: 37% above the best known with iterated local search, 60% with
-# guided local search, 10% in pieces of 250), so the problem is cut into geographic
-# pieces instead.
-DECOMPOSE_ABOVE = 500
+# Above this many jobs one search over the whole problem improves too slowly within a
+# wave's budget (and its start alone takes seconds), so the problem is cut in pieces.
+PIECES_ABOVE = 1500
+PIECE_SIZE = 750
+
+# From this many jobs the search also works on parts of the plan (`_improve_in_parts`),
+# after searching the whole of it for `WHOLE_SHARE` of the time.
+PARTS_FROM = 250
+WHOLE_SHARE = 0.4
+PART_SIZE = 200
+PART_SECONDS = 0.8
+_MIN_PART_SECONDS = 0.2
+
+# Seconds a child process needs to start, and to ship a problem there and a plan back.
+_CHILD_OVERHEAD = 1.0
+
+
+def _reserve(jobs: int) -> float:
+    """Seconds kept back for making the plan exactly feasible and reading it out."""
+    return 0.05 + 0.0002 * jobs
 
 
 def solve(problem: Problem, options: SolveOptions | None = None) -> Solution:
     """Plan routes for `problem` within `options.time_limit` seconds of wall clock."""
     options = options or SolveOptions()
     deadline = time.monotonic() + options.time_limit
-    matrices = validate(problem)
-    if len(problem.jobs) > DECOMPOSE_ABOVE:
-        return solve_decomposed(problem, options, deadline, matrices=matrices)
-    return solve_direct(problem, matrices, deadline, options)
-
-
-# Jobs per piece: small enough for iterated local search to do well in seconds.
-PIECE_SIZE = 250
-
-# Share of the budget given to the geographic pieces when there is time to improve their
-# plan afterwards by re-solving groups of neighbouring routes (`_improve_route_groups`);
-# with less time the pieces get nearly all of it, the rest kept for re-planning the jobs
-# the pieces could not place with the vehicles they did not use. Where a piece's first
-# plan has long routes (`LONG_ROUTE_JOBS`), a 250-job piece is about as good after 12 s
-# as after 35 s while the route groups keep finding gains to the end, so the pieces get
-# less. On the 1000-customer instances at 120 s (2 cores shared with other benchmarks),
-# 60% for the pieces: C2 9.6%, R2 10.0 to 10.5% above the best known; 30%: C2 3.7%,
-# R2 6.9 to 9.3%, but R1 7.1% and RC1 7.9% (60%: 5.3 to 5.7% and 6.6%).
-_PIECES_SHARE = 0.6
-_PIECES_SHARE_LONG_ROUTES = 0.3
-_MIN_PIECE_SECONDS = 10.0  # per piece, before any time goes to route groups
-_PIECES_SHARE_ALONE = 0.9
-
-# Route groups: about this many jobs each, re-solved for rounds of about this many
-# seconds: the remaining time is cut into whole rounds of at least that length, so
-# none is left over, and none of less than the minimum is started.
-GROUP_SIZE = 120
-_ROUND_SECONDS = 8.0
-_MIN_ROUND_SECONDS = 5.0
-
-# Descent sweeps: local search from the plan itself over groups of about this many jobs,
-# for at most this share of a round. On a 1000-customer R2 plan after all its rounds of
-# route groups, one descent over the whole plan still took 1.4% off its distance (4 s),
-# over two groups of 500 1.3% (under a second each), over four of 250 only 0.8%.
-SWEEP_SIZE = 500
-_SWEEP_SHARE = 0.25
-
-# Seconds within which the probe for long routes gives up (it tries for a third).
-_PROBE_SECONDS = 3.0
-
-# Seconds a worker process needs to start and to ship its piece back and forth.
-_WORKER_OVERHEAD = 0.5
-
-
-def solve_decomposed(
-    problem: Problem,
-    options: SolveOptions | None = None,
-    deadline: float | None = None,
-    *,
-    piece_size: int = PIECE_SIZE,
-    matrices: Matrices | None = None,
-) -> Solution:
-    """Solve a problem too large for one model by cutting it into pieces.
-
-    First geographic pieces: jobs are clustered around medoids of the distance matrix
-    (no coordinates needed), vehicles are shared out in proportion to each piece's work,
-    the pieces are solved in parallel worker processes and their routes stitched back
-    together; jobs a piece could not place are planned once more with the vehicles no
-    piece used. Then, while time remains, groups of neighbouring routes of that plan are
-    re-solved in parallel and a group's new routes kept when they cost less.
-    """
-    options = options or SolveOptions()
-    if deadline is None:
-        deadline = time.monotonic() + options.time_limit
-    m = matrices or validate(problem)
+    m = validate(problem)
     allowed = feasible_vehicles(problem, m) if problem.jobs else np.zeros((0, 0), bool)
     left_out = [
         Unassigned(problem.jobs[i].id, impossible_reason(problem, i))
@@ -119,246 +77,210 @@ def solve_decomposed(
         if not allowed[i].any()
     ]
     servable = [i for i in range(len(problem.jobs)) if allowed[i].any()]
-    n_pieces = max(1, math.ceil(len(servable) / piece_size))
-    clusters = _cluster(problem, m, servable, n_pieces)
-    fleets = _share_vehicles(problem, m, clusters)
-
-    workers = max(1, min(options.workers or os.cpu_count() or 1, len(clusters)))
-    waves = math.ceil(len(clusters) / workers)
-    pieces = [
-        _subproblem(problem, m, jobs, fleet) for jobs, fleet in zip(clusters, fleets, strict=True)
-    ]
-    budget = deadline - time.monotonic()
-    room_for_groups = budget * (1 - _PIECES_SHARE_LONG_ROUTES) >= 2 * _MIN_ROUND_SECONDS
-    long_routes = room_for_groups and _has_long_routes(pieces[0])
-    share = _PIECES_SHARE_LONG_ROUTES if long_routes else _PIECES_SHARE
-    pieces_time = max(budget * share, waves * _MIN_PIECE_SECONDS)
-    improve = budget - pieces_time >= 2 * _MIN_ROUND_SECONDS
-    if not improve:
-        pieces_time = budget * _PIECES_SHARE_ALONE
-    piece_limit = max(0.1, pieces_time / waves - _WORKER_OVERHEAD)
-    job_index = {j.id: i for i, j in enumerate(problem.jobs)}
-    vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        solved = list(pool.map(_solve_piece, pieces, [piece_limit] * len(pieces)))
-        raw = [
-            _raw_from_route(r, job_index, vehicle_index) for piece in solved for r in piece.routes
-        ]
-        placed = {i for r in raw for i in r.jobs}
-        missing = [i for i in servable if i not in placed]
-        used = {r.vehicle for r in raw}
-        idle = [k for k in range(len(problem.vehicles)) if k not in used]
-        if missing and idle:
-            repair = _subproblem(problem, m, missing, idle)
-            fixed = solve_direct(
-                repair, validate(repair), deadline, replace(options, on_progress=None)
-            )
-            raw += [_raw_from_route(r, job_index, vehicle_index) for r in fixed.routes]
-        if improve:
-            raw = _improve_route_groups(problem, m, raw, deadline, pool, workers)
-    solution = assemble(problem, m, raw, left_out)
+    routes: list[RawRoute] = []
+    if servable:
+        workers = max(1, options.workers or cores())
+        until = deadline - _reserve(len(servable))
+        if len(servable) > PIECES_ABOVE:
+            routes = _solve_in_pieces(problem, m, servable, until, workers)
+        else:
+            routes = _search(problem, m, servable, until, workers, options)
+        routes = make_feasible(problem, m, routes, servable)
+    solution = assemble(problem, m, routes, left_out)
     if options.on_progress is not None:
         options.on_progress(solution.cost)
     return solution
 
 
-def _has_long_routes(piece: Problem) -> bool:
-    """Whether the first-solution heuristic's plan for `piece` has long routes (a tenth
-    of a second for 250 jobs)."""
-    m = validate(piece)
-    allowed = feasible_vehicles(piece, m)
-    servable = [i for i in range(len(piece.jobs)) if allowed[i].any()]
-    model = Model(piece, m, servable, allowed, mandatory=False)
-    per_route = model.first_plan(time.monotonic() + _PROBE_SECONDS, FIRST_SOLUTION)
-    return per_route is not None and per_route >= LONG_ROUTE_JOBS
-
-
-def _improve_route_groups(
+def _search(
     problem: Problem,
     m: Matrices,
-    raw: list[RawRoute],
+    jobs: Sequence[int],
     deadline: float,
-    pool: ProcessPoolExecutor,
     workers: int,
+    options: SolveOptions,
 ) -> list[RawRoute]:
-    """Re-solve groups of neighbouring routes (`_resolve_group`), one group per worker
-    at a time, keeping a group's new routes whenever they serve its jobs for less.
-
-    Geographic pieces cut long routes apart; groups of whole routes are the natural
-    pieces of a plan, and every round regroups them around the routes that have been
-    re-solved least often, so the boundaries move. Each round starts, and the last one
-    ends, with a descent sweep: local search from the plan over a few large groups
-    covering all of it (`SWEEP_SIZE`), for the moves between routes that the small
-    groups never hold together.
-    """
-    routes = {r.vehicle: r for r in raw if r.jobs}
-    visited = dict.fromkeys(routes, 0)
-    job_index = {j.id: i for i, j in enumerate(problem.jobs)}
-    vehicle_index = {v.id: k for k, v in enumerate(problem.vehicles)}
-    reserve = reserve_seconds(len(job_index))
-
-    def improve(
-        entry: _GroupEntry, groups: list[list[int]], spare: list[int], limit: float
-    ) -> None:
-        pieces, current = [], []
-        for g, group in enumerate(groups):
-            jobs = [i for k in group for i in routes[k].jobs]
-            pieces.append(_subproblem(problem, m, jobs, group + spare[g : g + 1]))
-            at = {i: n for n, i in enumerate(jobs)}
-            current.append(
-                [
-                    replace(routes[k], vehicle=n, jobs=[at[i] for i in routes[k].jobs])
-                    for n, k in enumerate(group)
-                ]
+    """One search over `jobs` on every vehicle (`_improve`), and as many more with
+    other seeds in child processes as there are other cores (when there is time to
+    start them); the cheapest plan wins."""
+    data = to_data(problem, m, jobs, optional=problem.drop_penalty is not None)
+    start = construct(data)
+    others = workers - 1 if deadline - time.monotonic() > 2 * _CHILD_OVERHEAD else 0
+    if others:
+        with ThreadPoolExecutor(max_workers=1) as waiter:
+            children = waiter.submit(
+                run_all,
+                _improve_child,
+                [(problem, jobs, deadline, seed, start) for seed in range(1, others + 1)],
+                others,
             )
-        solved = pool.map(entry, pieces, current, [limit] * len(pieces))
-        for group, solution in zip(groups, solved, strict=True):
-            before = sum(timed_route(problem, m, routes[k]).cost for k in group)
-            if solution.unassigned or solution.cost >= before:
-                continue
-            for k in group:
-                del routes[k]
-            for r in solution.routes:
-                new = _raw_from_route(r, job_index, vehicle_index)
-                routes[new.vehicle] = new
-                visited.setdefault(new.vehicle, visited[group[0]])
-
-    def sweep(until: float) -> None:
-        n_groups = math.ceil(sum(len(r.jobs) for r in routes.values()) / SWEEP_SIZE)
-        limit = (until - time.monotonic()) / math.ceil(n_groups / workers) - _WORKER_OVERHEAD
-        if limit > 0:
-            groups = _route_groups(problem, m, routes, visited, n_groups, SWEEP_SIZE)
-            improve(_descend_group, groups, [], limit)
-
-    swept = 0.0  # seconds the last sweep took, kept back for the final one
-    while True:
-        began = time.monotonic()
-        remaining = deadline - began - reserve - swept
-        limit = remaining / max(1, math.floor(remaining / _ROUND_SECONDS))
-        if limit < _MIN_ROUND_SECONDS:
-            break
-        sweep(began + limit * _SWEEP_SHARE)
-        swept = time.monotonic() - began
-        groups = _route_groups(problem, m, routes, visited, workers)
-        for k in itertools.chain.from_iterable(groups):
-            visited[k] += 1
-        used = set(routes)
-        spare = [k for k in range(len(problem.vehicles)) if k not in used]
-        improve(_resolve_group, groups, spare, began + limit - time.monotonic() - _WORKER_OVERHEAD)
-    sweep(deadline - reserve)
-    return list(routes.values())
+            found = [_improve(problem, m, data, start, deadline, 0, options.on_progress)]
+            found += children.result()
+    else:
+        found = [_improve(problem, m, data, start, deadline, 0, options.on_progress)]
+    return min(found, key=lambda plan: plan[0])[1]
 
 
-def _route_groups(
+Ranked = tuple[tuple[bool, int], list[RawRoute]]  # ((infeasible, cost), routes)
+
+
+def _improve(
     problem: Problem,
     m: Matrices,
-    routes: dict[int, RawRoute],
-    visited: dict[int, int],
-    n_groups: int,
-    size: int = GROUP_SIZE,
-) -> list[list[int]]:
-    """Up to `n_groups` disjoint groups of about `size` jobs: each grows from the
-    route re-solved least often by adding the routes closest to it, a route's distance
-    to another being the mean over its jobs of the distance to the other's nearest job.
+    data: Data,
+    start: pyvrp.Solution,
+    deadline: float,
+    seed: int,
+    on_progress: Progress | None = None,
+) -> Ranked:
+    """Search the whole problem from `start`; on large problems only for a share of the
+    time, and then on parts of the plan (`_improve_in_parts`)."""
+    if data.data.num_clients < PARTS_FROM:
+        best = search(data, deadline, seed, start, on_progress)
+        return _rank(best), to_routes(data, best)
+    split = time.monotonic() + WHOLE_SHARE * (deadline - time.monotonic())
+    best = search(data, split, seed, start, on_progress)
+    if not best.is_feasible():
+        best = search(data, deadline, seed, best, on_progress)
+        return _rank(best), to_routes(data, best)
+    routes = _improve_in_parts(problem, m, to_routes(data, best), deadline, seed)
+    final = to_solution(data, routes)  # timed by PyVRP again, for the departures
+    return _rank(final), to_routes(data, final)
+
+
+def _improve_child(
+    problem: Problem, jobs: Sequence[int], deadline: float, seed: int, start: pyvrp.Solution
+) -> Ranked:
+    """Child-process entry point: one more search with another seed."""
+    m = validate(problem)
+    data = to_data(problem, m, jobs, optional=problem.drop_penalty is not None)
+    return _improve(problem, m, data, start, deadline, seed)
+
+
+def _rank(solution: pyvrp.Solution) -> tuple[bool, int]:
+    return (not solution.is_feasible(), objective(solution))
+
+
+def _improve_in_parts(
+    problem: Problem, m: Matrices, plan: list[RawRoute], deadline: float, seed: int
+) -> list[RawRoute]:
+    """Search parts of the plan in turn, each a few neighbouring routes of about
+    `PART_SIZE` jobs with their vans and an idle one of each kind, from the part's own
+    routes for `PART_SECONDS`; a part's new routes replace the old when they cost less.
+
+    On a large plan every iteration of the search over the whole of it reads and
+    writes the whole plan: on 1,000 stops it makes about 430 iterations a second where
+    it makes 1,400 on 200. Parts give the same time several times the iterations, and
+    the parts move: each is grown from the route visited least often so far.
     """
+    routes = {r.vehicle: r.jobs for r in plan if r.jobs}
+    visits = dict.fromkeys(routes, 0)
+    rng = np.random.default_rng(seed)
+    while deadline - time.monotonic() > _MIN_PART_SECONDS:
+        group = _neighbouring_routes(problem, m, routes, visits, rng)
+        for vehicle in group:
+            visits[vehicle] += 1
+        used = set(routes)
+        spare = list({kind(problem.vehicles[k]): k for k in range(len(problem.vehicles))
+                      if k not in used}.values())  # fmt: skip
+        fleet = group + spare
+        jobs = [i for vehicle in group for i in routes[vehicle]]
+        piece = subproblem(problem, m, jobs, fleet)
+        pdata = to_data(piece, validate(piece), range(len(jobs)), piece.drop_penalty is not None)
+        at = {i: n for n, i in enumerate(jobs)}
+        current = to_solution(
+            pdata,
+            [RawRoute(n, [at[i] for i in routes[v]], [], 0, 0, []) for n, v in enumerate(group)],
+        )
+        until = min(deadline, time.monotonic() + PART_SECONDS)
+        found = search(pdata, until, int(rng.integers(1 << 30)), current)
+        if not found.is_feasible() or objective(found) >= objective(current):
+            continue
+        for vehicle in group:
+            del routes[vehicle]
+        for r in to_routes(pdata, found):
+            routes[fleet[r.vehicle]] = [jobs[i] for i in r.jobs]
+            visits.setdefault(fleet[r.vehicle], visits[group[0]])
+    return [RawRoute(v, jobs, [], 0, 0, []) for v, jobs in routes.items()]
+
+
+def _neighbouring_routes(
+    problem: Problem,
+    m: Matrices,
+    routes: dict[int, list[int]],
+    visits: dict[int, int],
+    rng: np.random.Generator,
+) -> list[int]:
+    """The route visited least often (ties at random) and the routes nearest to it
+    until they hold about `PART_SIZE` jobs; a route's distance to the seed is the mean
+    over the seed's jobs of the distance to the route's nearest job."""
     keys = list(routes)
-    members = [routes[k].jobs for k in keys]
+    fewest = min(visits[k] for k in keys)
+    seed = keys[int(rng.choice([n for n, k in enumerate(keys) if visits[k] == fewest]))]
+    members = [routes[k] for k in keys]
     loc = np.array([problem.jobs[i].location for r in members for i in r], dtype=np.int64)
-    between = m.distance[np.ix_(loc, loc)] + m.distance[np.ix_(loc, loc)].T
-    bounds = np.cumsum([0] + [len(r) for r in members])
-    nearest = np.stack(
-        [between[:, a:b].min(axis=1) for a, b in itertools.pairwise(bounds)], axis=1
-    )  # jobs x routes
-    closeness = np.stack(
-        [nearest[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)]
-    )  # routes x routes
-    free = set(range(len(keys)))
-    groups: list[list[int]] = []
-    while free and len(groups) < n_groups:
-        seed = min(free, key=lambda r: (visited[keys[r]], r))
-        group, jobs = [], 0
-        for r in np.argsort(closeness[seed]):
-            if int(r) in free and jobs < size:
-                group.append(int(r))
-                jobs += len(members[r])
-        free -= set(group)
-        groups.append([keys[r] for r in group])
-    return groups
+    mine = np.array([problem.jobs[i].location for i in routes[seed]], dtype=np.int64)
+    between = m.distance[np.ix_(mine, loc)] + m.distance[np.ix_(loc, mine)].T
+    bounds = np.cumsum([0] + [len(r) for r in members])[:-1]
+    closeness = np.minimum.reduceat(between, bounds, axis=1).mean(axis=0)
+    group, size = [], 0
+    for n in np.argsort(closeness, kind="stable"):
+        if size >= min(PART_SIZE, len(loc) // 2):
+            break
+        group.append(keys[int(n)])
+        size += len(members[int(n)])
+    return group
 
 
-def _solve_piece(piece: Problem, time_limit: float) -> Solution:
-    """Worker-process entry point (module level so that it pickles)."""
-    return solve(piece, SolveOptions(time_limit=time_limit))
+def _solve_in_pieces(
+    problem: Problem, m: Matrices, jobs: list[int], deadline: float, workers: int
+) -> list[RawRoute]:
+    """Geographic pieces, each with its share of the fleet, searched on every core (each
+    core takes a list of pieces and splits its time between them), then stitched."""
+    clusters = _cluster(problem, m, jobs, max(1, math.ceil(len(jobs) / PIECE_SIZE)))
+    fleets = _share_vehicles(problem, m, clusters)
+    pieces = [
+        (
+            to_data(piece, validate(piece), range(len(piece.jobs)), piece.drop_penalty is not None),
+            cluster,
+            fleet,
+        )
+        for cluster, fleet in zip(clusters, fleets, strict=True)
+        for piece in [subproblem(problem, m, cluster, fleet)]
+    ]
+    lanes = max(1, min(workers, len(pieces)))
+    shares = [pieces[k::lanes] for k in range(lanes)]
+    if lanes > 1 and deadline - time.monotonic() > 2 * _CHILD_OVERHEAD:
+        solved = run_all(
+            _search_pieces, [([d for d, _, _ in share], deadline) for share in shares], lanes
+        )
+    else:
+        solved = [_search_pieces([d for d, _, _ in pieces], deadline)]
+        shares = [pieces]
+    routes = []
+    for share, plans in zip(shares, solved, strict=True):
+        for (data, cluster, fleet), plan in zip(share, plans, strict=True):
+            for r in to_routes(data, plan):
+                routes.append(
+                    RawRoute(
+                        fleet[r.vehicle],
+                        [cluster[i] for i in r.jobs],
+                        r.starts,
+                        r.departure,
+                        r.arrival,
+                        [],
+                    )
+                )
+    return routes
 
 
-_GroupEntry = Callable[[Problem, list[RawRoute], float], Solution]
-
-
-def _descend_group(piece: Problem, current: list[RawRoute], time_limit: float) -> Solution:
-    """Worker-process entry point: the local optimum that local search reaches from the
-    routes `current` (in the piece's indices), or those routes if it cannot start."""
-    deadline = time.monotonic() + time_limit
-    return _descend(piece, validate(piece), current, deadline)
-
-
-def _descend(piece: Problem, m: Matrices, current: list[RawRoute], deadline: float) -> Solution:
-    everyone = list(range(len(piece.jobs)))
-    model = Model(
-        piece, m, everyone, feasible_vehicles(piece, m), mandatory=piece.drop_penalty is None
-    )
-    return assemble(piece, m, model.descend(current, deadline) or current, [])
-
-
-def _resolve_group(piece: Problem, current: list[RawRoute], time_limit: float) -> Solution:
-    """Worker-process entry point for a route group: the cheaper of its routes
-    `current` (in the piece's indices) after local search, and a plan re-solved from
-    scratch in the rest of the time.
-
-    From scratch the search can cut the group's routes differently, but late in the
-    search it mostly ends up worse than the plan it would replace; local search from the
-    plan itself takes a fraction of a second and still finds moves between routes that
-    were never in one group before (1000-customer R2: 0.1 to 2% of a group's distance
-    where a fresh search found nothing).
-    """
-    deadline = time.monotonic() + time_limit
-    m = validate(piece)  # once, for both searches
-    kept = _descend(piece, m, current, deadline)
-    fresh = solve_direct(piece, m, max(deadline, time.monotonic() + 0.1), SolveOptions())
-    if (len(fresh.unassigned), fresh.cost) < (len(kept.unassigned), kept.cost):
-        return fresh
-    return kept
-
-
-def _raw_from_route(
-    route: Route, job_index: dict[str, int], vehicle_index: dict[str, int]
-) -> RawRoute:
-    return RawRoute(
-        vehicle_index[route.vehicle_id],
-        [job_index[v.job_id] for v in route.visits],
-        [v.start for v in route.visits],
-        route.departure,
-        route.arrival,
-        list(route.breaks),
-    )
-
-
-def _subproblem(problem: Problem, m: Matrices, jobs: list[int], fleet: list[int]) -> Problem:
-    """The problem restricted to some jobs and vehicles, with matrices cut to match."""
-    vehicles = [problem.vehicles[k] for k in fleet]
-    locations = sorted(
-        {problem.jobs[i].location for i in jobs}
-        | {v.start for v in vehicles}
-        | {v.end for v in vehicles}
-    )
-    at = {loc: k for k, loc in enumerate(locations)}
-    cut = np.ix_(locations, locations)
-    return Problem(
-        distance=m.distance[cut].tolist(),
-        duration=m.duration[cut].tolist(),
-        jobs=[replace(problem.jobs[i], location=at[problem.jobs[i].location]) for i in jobs],
-        vehicles=[replace(v, start=at[v.start], end=at[v.end]) for v in vehicles],
-        drop_penalty=problem.drop_penalty,
-    )
+def _search_pieces(pieces: list[Data], deadline: float) -> list[pyvrp.Solution]:
+    """Search each piece in turn, the time left shared equally among those still to go."""
+    plans = []
+    for k, data in enumerate(pieces):
+        until = time.monotonic() + (deadline - time.monotonic()) / (len(pieces) - k)
+        plans.append(search(data, until, 0, construct(data)))
+    return plans
 
 
 def _cluster(problem: Problem, m: Matrices, jobs: list[int], k: int) -> list[list[int]]:

@@ -22,6 +22,7 @@ from ortools.constraint_solver import (
 )
 from ortools.util import optional_boolean_pb2
 
+from services.planner.insertion import schedule
 from services.planner.problem import (
     Job,
     Problem,
@@ -140,8 +141,12 @@ def assemble(
 def timed_route(problem: Problem, m: Matrices, raw: RawRoute) -> Route:
     """Time and price a route.
 
+    A van with a break is timed by the product's timing model (`insertion.schedule`:
+    leave when the search had it leave, or else as late as the first stop allows, serve
+    each stop as early as possible, the break where it fits best), the same model late
+    bookings are inserted with; if that finds no schedule the search's own is kept.
     Without breaks the times are recomputed to come back as early as possible and then
-    wait as little as possible; with breaks the solver's schedule is kept as it is.
+    wait as little as possible.
     """
     vehicle = problem.vehicles[raw.vehicle]
     jobs = [problem.jobs[i] for i in raw.jobs]
@@ -149,15 +154,22 @@ def timed_route(problem: Problem, m: Matrices, raw: RawRoute) -> Route:
     legs = list(itertools.pairwise(locs))
     distance = int(sum(m.distance[a, b] for a, b in legs))
     travel = [int(m.duration[a, b]) for a, b in legs]
-    starts, departure, arrival = raw.starts, raw.departure, raw.arrival
-    if not raw.breaks:
+    starts, departure, arrival, breaks = raw.starts, raw.departure, raw.arrival, raw.breaks
+    if vehicle.breaks:
+        timed = schedule(m.distance, m.duration, vehicle, jobs, raw.departure) or schedule(
+            m.distance, m.duration, vehicle, jobs
+        )
+        if timed is not None:
+            starts, departure, arrival = list(timed.starts), timed.departure, timed.arrival
+            breaks = list(timed.breaks)
+    else:
         tight = _tight_schedule(vehicle, jobs, travel)
         if vehicle.max_duration is None or tight[2] - tight[1] <= vehicle.max_duration:
             starts, departure, arrival = tight
     visits = []
     ready = departure
     for k, job in enumerate(jobs):
-        resting = sum(e - s for s, e in raw.breaks if ready <= s < starts[k])
+        resting = sum(e - s for s, e in breaks if ready <= s < starts[k])
         visits.append(
             Visit(
                 job.id,
@@ -172,7 +184,7 @@ def timed_route(problem: Problem, m: Matrices, raw: RawRoute) -> Route:
         + vehicle.cost_per_distance * distance
         + vehicle.cost_per_time * (arrival - departure)
     )
-    return Route(vehicle.id, tuple(visits), departure, arrival, distance, cost, tuple(raw.breaks))
+    return Route(vehicle.id, tuple(visits), departure, arrival, distance, cost, tuple(breaks))
 
 
 def _tight_schedule(

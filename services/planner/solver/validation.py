@@ -9,11 +9,12 @@ step; `feasible_vehicles` tells which vehicle could serve which job alone, and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from services.planner.problem import Job, Problem, ProblemError, Vehicle
+from services.planner.insertion import schedule
+from services.planner.problem import Job, Matrix, Problem, ProblemError, Vehicle
 
 TOO_LARGE = "TOO_LARGE"
 WINDOW_UNREACHABLE = "WINDOW_UNREACHABLE"
@@ -85,7 +86,7 @@ def validate(problem: Problem) -> Matrices:
     return Matrices(distance, duration)
 
 
-def _square_matrix(rows: Sequence[Sequence[int]], name: str) -> np.ndarray:
+def _square_matrix(rows: Matrix, name: str) -> np.ndarray:
     try:
         matrix = np.asarray(rows, dtype=np.int64)
     except (ValueError, TypeError) as exc:
@@ -101,8 +102,11 @@ def _square_matrix(rows: Sequence[Sequence[int]], name: str) -> np.ndarray:
 def feasible_vehicles(problem: Problem, m: Matrices) -> np.ndarray:
     """Boolean jobs x vehicles: could this vehicle serve this job alone?
 
-    Breaks are not considered: they rarely make a lone visit impossible, and the search
-    still respects them.
+    Under the planner's timing model (`insertion`): the van leaves as late as reaching
+    the job when its window opens allows, never before its shift; a break is taken
+    between stops, before the visit or after it, starting inside its window, and the
+    route must be back within the shift and the route-length limit. So a job that only
+    a break makes impossible is told apart from one the fleet has no room for.
     """
     jobs, vehicles = problem.jobs, problem.vehicles
     fits = _capacity_fits(jobs, vehicles)
@@ -113,18 +117,73 @@ def feasible_vehicles(problem: Problem, m: Matrices) -> np.ndarray:
     service = np.array([j.service for j in jobs], dtype=np.int64)[:, None]
     shift0 = np.array([v.shift[0] for v in vehicles], dtype=np.int64)[None, :]
     shift1 = np.array([v.shift[1] for v in vehicles], dtype=np.int64)[None, :]
-    go = m.duration[np.ix_(start, loc)].T  # jobs x vehicles
-    back = m.duration[np.ix_(loc, end)]
-    begin = np.maximum(shift0 + go, open_)
-    ok = fits & (begin <= close) & (begin + service + back <= shift1)
     longest = np.array(
-        [
-            v.max_duration if v.max_duration is not None else np.iinfo(np.int64).max
-            for v in vehicles
-        ],
+        [v.max_duration if v.max_duration is not None else _NEVER for v in vehicles],
         dtype=np.int64,
     )[None, :]
-    return ok & (go + service + back <= longest)
+    go = m.duration[np.ix_(start, loc)].T  # jobs x vehicles
+    back = m.duration[np.ix_(loc, end)]
+    if {v.breaks for v in vehicles} == {()}:
+        leave = np.maximum(shift0, open_ - go)
+        begin = np.maximum(leave + go, open_)
+        arrival = begin + service + back
+        return fits & (begin <= close) & (arrival <= shift1) & (arrival - leave <= longest)
+    if any(len(v.breaks) > 1 for v in vehicles):
+        return fits & _alone_by_schedule(problem, m)
+    lunch = [min(v.breaks, key=lambda b: b.window) if v.breaks else None for v in vehicles]
+
+    def row(values: list[int]) -> np.ndarray:
+        return np.array(values, dtype=np.int64)[None, :]
+
+    rule_open = row([b.window[0] if b else 0 for b in lunch])
+    rule_close = row([b.window[1] if b else _NEVER for b in lunch])
+    rest = row([b.duration if b else 0 for b in lunch])
+    # When the van leaves (`insertion._departure`): as late as the job allows, but no
+    # later than the break must start unless the break fits before leaving; time off
+    # the route counts as resting.
+    wanted = np.maximum(shift0, open_ - go)
+    rested = np.maximum(shift0, rule_open)
+    rested_before = (rested <= rule_close) & (rested + rest <= wanted)
+    leave = np.where(rested_before, wanted, np.maximum(shift0, np.minimum(wanted, rule_close)))
+    begin = np.maximum(leave + go, open_)  # service start with no break on the way
+    free = begin + service
+    home = free + back
+
+    def in_time(arrival: np.ndarray) -> np.ndarray:
+        return (arrival <= shift1) & (arrival - leave <= longest)
+
+    # The break before leaving, or after coming back.
+    off_route = (
+        (begin <= close)
+        & in_time(home)
+        & (rested_before | (np.maximum(home, rule_open) <= rule_close))
+    )
+    # The break on the way back.
+    pause = np.maximum(free, rule_open)
+    on_way_back = (
+        (begin <= close) & (pause <= rule_close) & in_time(np.maximum(home + rest, pause + rest))
+    )
+    # The break on the way there.
+    pause = np.maximum(leave, rule_open)
+    first = np.maximum(np.maximum(leave + go + rest, pause + rest), open_)
+    on_way_there = (pause <= rule_close) & (first <= close) & in_time(first + service + back)
+    return fits & (off_route | on_way_back | on_way_there)
+
+
+_NEVER = np.iinfo(np.int64).max // 4
+
+
+def _alone_by_schedule(problem: Problem, m: Matrices) -> np.ndarray:
+    """Jobs x vehicles by the timing model itself, one lone visit at a time (for vans
+    with several breaks, which the product does not have)."""
+    return np.array(
+        [
+            [schedule(m.distance, m.duration, v, [replace(j, demand=(0,) * len(j.demand))])
+             is not None for v in problem.vehicles]
+            for j in problem.jobs
+        ],
+        dtype=bool,
+    ).reshape(len(problem.jobs), len(problem.vehicles))  # fmt: skip
 
 
 def _capacity_fits(jobs: Sequence[Job], vehicles: Sequence[Vehicle]) -> np.ndarray:

@@ -4,11 +4,14 @@ Users, their membership of a merchant with a role, invitations, e-mail verificat
 sign-in attempts (throttling) and browser sessions; each merchant's settings; and for
 the authorization code and refresh token grants, codes, refresh tokens and revoked
 access tokens. API clients learn redirect URIs, grant types, public and first-party
-apps, and secret rotation with an overlap. Tables with a `tenant_id` get the tenant
-wall of d5b8e0f4a1c6.
+apps, and secret rotation with an overlap.
+
+Row-level security as d8f1b3a5c7e9 has it: every new table admits the platform's role;
+people, sessions, codes and tokens are the authorization server's (the platform's) alone;
+a merchant's transaction reads and writes its own settings.
 
 Revision ID: b25d7df90025
-Revises: f2c8a4d6e1b9
+Revises: d8f1b3a5c7e9
 Create Date: 2026-12-06 03:38:40.637184
 """
 
@@ -21,15 +24,18 @@ from alembic import op
 import services.core.db
 
 revision: str = 'b25d7df90025'
-down_revision: str | None = 'f2c8a4d6e1b9'
+down_revision: str | None = 'd8f1b3a5c7e9'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TENANT_TABLES = ('invitation', 'membership', 'merchant_settings', 'oauth_authorization_code',
-                 'oauth_refresh_token')
-# As in d5b8e0f4a1c6: the setting is read once per statement.
-_SAME_TENANT = (
-    "(SELECT coalesce(current_setting('lastmile.tenant_id', true), '')) IN ('', tenant_id)"
+MERCHANT = 'lastmile_app'
+PLATFORM = 'lastmile_platform'
+_MINE = "tenant_id = (SELECT nullif(current_setting('lastmile.tenant_id', true), ''))"
+MERCHANT_POLICIES = {'merchant_settings': _MINE}
+PLATFORM_ONLY = (
+    'user_account', 'membership', 'invitation', 'email_verification', 'login_attempt',
+    'web_session', 'oauth_authorization_code', 'oauth_refresh_token',
+    'oauth_revoked_access_token',
 )
 
 
@@ -202,14 +208,19 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('first_party', sa.Boolean(), nullable=False,
                                       server_default=sa.false()))
 
-    if op.get_bind().dialect.name == 'postgresql':
-        for table in TENANT_TABLES:
-            op.execute(f'ALTER TABLE {table} ENABLE ROW LEVEL SECURITY')
-            op.execute(f'ALTER TABLE {table} FORCE ROW LEVEL SECURITY')
-            op.execute(
-                f'CREATE POLICY tenant_wall ON {table} USING ({_SAME_TENANT}) '
-                f'WITH CHECK ({_SAME_TENANT})'
-            )
+    if op.get_bind().dialect.name != 'postgresql':
+        return
+    for table in (*MERCHANT_POLICIES, *PLATFORM_ONLY):
+        op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {MERCHANT}, {PLATFORM}')
+        op.execute(f'ALTER TABLE {table} ENABLE ROW LEVEL SECURITY')
+        op.execute(
+            f'CREATE POLICY platform ON {table} TO {PLATFORM} USING (true) WITH CHECK (true)'
+        )
+    for table, condition in MERCHANT_POLICIES.items():
+        op.execute(
+            f'CREATE POLICY merchant ON {table} TO {MERCHANT} '
+            f'USING ({condition}) WITH CHECK ({condition})'
+        )
 
 
 def downgrade() -> None:
