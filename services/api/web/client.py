@@ -35,8 +35,8 @@ from services.api.oauth.token_management import RevocationEndpoint
 from services.api.oauth.tokens import AccessToken, InvalidTokenError, verify_access_token
 from services.api.web.session import browser, safe_next, secure
 from services.core.db import merchant_transaction, utcnow
-from services.core.principal import Merchant
 from services.core.models import Membership, OAuthClient, UserAccount, WebSession
+from services.core.principal import Merchant
 from services.core.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
