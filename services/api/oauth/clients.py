@@ -11,7 +11,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.core.db import utcnow
 from services.core.models import OAuthClient
@@ -116,6 +116,26 @@ def authenticate_client(session: Session, client_id: str, secret: str) -> OAuthC
     if client is None or not verify_secret(client, secret):
         return None
     return client
+
+
+def of_tenant(session: Session, tenant_id: str) -> list[OAuthClient]:
+    """A merchant's API clients, live and sandbox, revoked ones last."""
+    return list(
+        session.exec(
+            select(OAuthClient)
+            .where(OAuthClient.tenant_id == tenant_id)
+            .order_by(col(OAuthClient.revoked_at).is_not(None), col(OAuthClient.created_at))
+        ).all()
+    )
+
+
+def client_of_tenant(session: Session, tenant_id: str, client_id: str) -> OAuthClient | None:
+    """One of the merchant's API clients, by its client_id; another's looks missing."""
+    return session.exec(
+        select(OAuthClient).where(
+            OAuthClient.tenant_id == tenant_id, OAuthClient.client_id == client_id
+        )
+    ).first()
 
 
 def find_client(session: Session, client_id: str) -> OAuthClient | None:

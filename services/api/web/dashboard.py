@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.api.web import bulk, deliveries, overview
+from services.api.web import billing, bulk, deliveries, developers, overview, team
 
 router = APIRouter(include_in_schema=False)
-for module in (overview, bulk, deliveries):
+for module in (overview, bulk, deliveries, developers, billing, team):
     router.include_router(module.router)
