@@ -217,20 +217,25 @@ def migrate() -> None:
 @click.option("--demo", is_flag=True, required=True, help="Create the demo world.")
 @click.option("--json", "as_json", is_flag=True)
 def seed(demo: bool, as_json: bool) -> None:
-    """Create (or refresh) the demo area, merchants and API clients; prints fresh secrets."""
+    """Create (or refresh) the demo area, merchants, API clients and dashboard owners;
+    prints fresh secrets and passwords."""
     from services.api.seed import seed_demo
     from services.core.db import transaction, utcnow
     from services.core.migrate import upgrade
 
     upgrade()
     with transaction() as session:
-        result = seed_demo(session, utcnow().date())
+        result = seed_demo(session, utcnow().date(), with_owners=True)
     if as_json:
         click.echo(json.dumps(result))
         return
     click.echo(f"Area {result['area']['code']} ({result['area']['timezone']})")
     for merchant in [*result["merchants"], {"name": "operator", **result["operator"]}]:
         click.echo(f"  {merchant['name']}: {merchant['client_id']} / {merchant['client_secret']}")
+        if "dashboard_email" in merchant:
+            click.echo(
+                f"    dashboard: {merchant['dashboard_email']} / {merchant['dashboard_password']}"
+            )
 
 
 @main.group(

@@ -65,7 +65,7 @@ os.environ.update(_SETTINGS)
 TEST_DATABASE_URL = _SETTINGS["LASTMILE_DATABASE_URL"]  # the platform's
 OWNER_DATABASE_URL = _SETTINGS.get("LASTMILE_MIGRATION_DATABASE_URL", TEST_DATABASE_URL)
 os.environ["LASTMILE_VAR_DIR"] = _VAR_DIR
-os.environ.setdefault("LASTMILE_ISSUER", "http://testserver")
+os.environ.setdefault("LASTMILE_ISSUER", "https://testserver")
 # Test receivers listen on 127.0.0.1; the SSRF guard's own tests turn this off.
 os.environ["LASTMILE_WEBHOOK_PRIVATE_TARGETS"] = "true"
 os.environ["LASTMILE_BROKER_URL"] = os.environ.get(
@@ -135,3 +135,14 @@ def client(app) -> Iterator:
 
     with TestClient(app) as client:
         yield client
+
+
+@pytest.fixture
+def mailbox(monkeypatch):
+    """A local SMTP server that the application sends its mail to, for this test."""
+    from services.core.settings import get_settings
+    from tests.mailbox import smtp_server
+
+    with smtp_server() as (box, url):
+        monkeypatch.setattr(get_settings(), "smtp_url", url)
+        yield box

@@ -100,6 +100,7 @@ check_running "while starting"
 cat <<MSG
 
 Lastmile is running (logs in $var/*.log; Ctrl-C stops everything).
+  Dashboard       http://$host:$port/dashboard   (sign in as a demo owner below)
   API health      http://$host:$port/healthz
   GraphQL         http://$host:$port/graphql   (GraphiQL in a browser: put {"Authorization": "Bearer <token>"} in its Headers pane)
   GraphQL schema  http://$host:$port/graphql/schema.graphql
@@ -113,6 +114,7 @@ import sys
 seed = json.load(open(sys.argv[1]))
 for m in seed["merchants"]:
     print(f"    merchant {m['name']}: {m['client_id']} / {m['client_secret']}")
+    print(f"      dashboard sign-in: {m['dashboard_email']} / {m['dashboard_password']}")
 print(f"    operator: {seed['operator']['client_id']} / {seed['operator']['client_secret']}")
 PY
 

@@ -1,4 +1,5 @@
-"""The API application: OAuth authorization server, GraphQL, tracking pages, CSV exports, health."""
+"""The API application: OAuth authorization server, GraphQL, the merchant dashboard and
+sign-in pages, tracking pages, CSV exports, health."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from services.api.graphiql import mount_assets
 from services.api.graphql.router import graphql_routes
 from services.api.graphql.schema import schema
 from services.api.oauth.endpoints import router as oauth_router
+from services.api.oauth.user_endpoints import router as oauth_user_router
 from services.api.observability import RequestObservability, metrics_endpoint
 from services.api.tracking import router as tracking_router
+from services.api.web.routes import install as install_web
 from services.core import health, logs, tracing
 from services.core.db import connect_serving_engines, get_engine
 from services.core.settings import get_settings
@@ -34,6 +37,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     app = FastAPI(title="Lastmile", version="0.1.0", lifespan=_lifespan)
     app.include_router(oauth_router)
+    app.include_router(oauth_user_router)
     app.include_router(tracking_router)
     app.include_router(billing_export_router)
     post_route, graphql_router = graphql_routes(schema, "/graphql")
@@ -44,6 +48,7 @@ def create_app() -> FastAPI:
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_middleware(RequestObservability)
     tracing.instrument_app(app)
+    install_web(app)
 
     @app.get("/graphql/schema.graphql", response_class=PlainTextResponse)
     def sdl() -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from fastapi import HTTPException, Request
 
+from services.api.oauth import revocations
 from services.api.oauth.tokens import AccessToken, InvalidTokenError, verify_access_token
 
 
@@ -23,7 +24,10 @@ def bearer_token(authorization: str) -> AccessToken:
             headers={"WWW-Authenticate": 'Bearer realm="lastmile"'},
         )
     try:
-        return verify_access_token(credentials.strip())
+        token = verify_access_token(credentials.strip())
+        if revocations.is_revoked(token.jti):
+            raise InvalidTokenError("token revoked")
+        return token
     except InvalidTokenError as error:
         raise HTTPException(
             status_code=401,

@@ -86,7 +86,18 @@ def invoices_csv(
 ) -> StreamingResponse:
     """Every invoice line of the merchant, one row each, with the invoice's figures."""
     assert token.tenant_id is not None
-    invoices = reversed(invoices_of(session, token.tenant_id))  # oldest period first
+    return invoices_download(session, token.tenant_id)
+
+
+INVOICE_COLUMNS = [
+    "invoice_id", "number", "period", "status", "currency", "kind", "meter", "quantity",
+    "amount", "adjusts_period", "invoice_total",
+]  # fmt: skip
+
+
+def invoices_download(session: Session, tenant_id: str) -> StreamingResponse:
+    """invoices.csv of a tenant (also the dashboard's download)."""
+    invoices = reversed(invoices_of(session, tenant_id))  # oldest period first
     rows = []
     for invoice in invoices:
         currency = currency_for(invoice.currency)
@@ -97,9 +108,4 @@ def invoices_csv(
                 invoice.currency, line.kind.value, line.meter, format_quantity(line.quantity),
                 format_amount(line.amount, currency), line.adjusts_period or "", total,
             ])  # fmt: skip
-    return _csv(
-        "invoices.csv",
-        ["invoice_id", "number", "period", "status", "currency", "kind", "meter", "quantity",
-         "amount", "adjusts_period", "invoice_total"],
-        rows,
-    )  # fmt: skip
+    return _csv("invoices.csv", INVOICE_COLUMNS, rows)

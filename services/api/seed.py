@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from services.accounts import users
+from services.accounts.roles import Role
 from services.api.oauth.clients import (
     MERCHANT_SCOPES,
     OPERATOR_SCOPE,
@@ -22,7 +24,9 @@ from services.api.oauth.clients import (
 )
 from services.billing.plans import DEFAULT_PLAN, store_plan, subscribe
 from services.core import areas
+from services.core.db import utcnow
 from services.core.models import OAuthClient, ServiceArea, Shift, Subscription, Tenant, Vehicle
+from services.core.opaque import new_secret
 from services.core.settings import get_settings
 
 DEMO_AREA: dict[str, Any] = {
@@ -69,10 +73,15 @@ DEMO_FLEET = [
     VanModel("E-van", 8, 600_000, 4_500_000, 100, 12, 3_500),
 ]
 DEMO_MERCHANTS = [("Acme Outfitters", "lm_demo_acme"), ("Bluebird Books", "lm_demo_bluebird")]
+# Each demo merchant's owner signs in to the dashboard; the password is new on each run.
+DEMO_OWNERS = {"lm_demo_acme": "owner@acme.example", "lm_demo_bluebird": "owner@bluebird.example"}
 DEMO_OPERATOR_CLIENT_ID = "lm_demo_operator"
 
 
-def seed_demo(session: Session, today: date) -> dict[str, Any]:
+def seed_demo(session: Session, today: date, with_owners: bool = False) -> dict[str, Any]:
+    """The demo world; `with_owners` also sets up each merchant's owner (the dashboard's
+    sign-in), whose password is new on every run (`lastmile seed` does; tests that need
+    no one to sign in skip the password hashing)."""
     area = _demo_area(session)
     plan = store_plan(session, DEFAULT_PLAN)
     merchants = []
@@ -102,10 +111,18 @@ def seed_demo(session: Session, today: date) -> dict[str, Any]:
                 "sandbox_client_secret": test_secret,
             }
         )
+        if with_owners:
+            password = new_secret()[:20]
+            owner = users.provision(
+                session, tenant.id, DEMO_OWNERS[client_id], f"{name} owner", Role.OWNER,
+                password, utcnow(),
+            )  # fmt: skip
+            merchants[-1].update(dashboard_email=owner.email, dashboard_password=password)
     operator, operator_secret = _client_with_fresh_secret(
         session, DEMO_OPERATOR_CLIENT_ID, "Demo operator", OPERATOR_SCOPE, None
     )
     return {
+        "dashboard": f"{get_settings().issuer}/dashboard",
         "area": {
             "code": area.code,
             "timezone": area.timezone,

@@ -87,6 +87,11 @@ def subscribe(session: Session, tenant_id: str, plan: PricePlan, starts_on: date
     return subscription
 
 
+def subscribe_new_merchant(session: Session, tenant_id: str, today: date) -> Subscription:
+    """A new merchant's subscription: the default plan, from the first of this month."""
+    return subscribe(session, tenant_id, store_plan(session, DEFAULT_PLAN), today.replace(day=1))
+
+
 def plans_for_period(
     session: Session, period: Period, tenant_ids: list[str] | None = None
 ) -> dict[str, PricePlan]:

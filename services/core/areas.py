@@ -86,3 +86,17 @@ def next_delivery_date(area: ServiceArea, now: datetime) -> date:
 
 def contains(area: ServiceArea, lat: float, lng: float) -> bool:
     return area.south <= lat <= area.north and area.west <= lng <= area.east
+
+
+def all_areas(session: Session) -> list[ServiceArea]:
+    """Every service area, by code (forms offer them)."""
+    return list(session.exec(select(ServiceArea).order_by(ServiceArea.code)).all())
+
+
+def first_area(session: Session) -> ServiceArea | None:
+    areas = all_areas(session)
+    return shared_area(session, areas[0].code) if areas else None
+
+
+def area_by_id(session: Session, area_id: str) -> ServiceArea | None:
+    return session.get(ServiceArea, area_id)

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # Traces (OpenTelemetry): "none", "otlp" (to OTEL_EXPORTER_OTLP_ENDPOINT, the
     # standard variables) or "console" (stderr, for a look).
     tracing: Literal["none", "otlp", "console"] = "none"
+    # Outgoing mail (verification links, invitations, recipients' notifications):
+    # smtp://[user:password@]host:port (smtps:// for TLS, smtp+starttls:// to upgrade).
+    # Empty: mail is written to the log instead.
+    smtp_url: str = ""
+    mail_from: str = "Lastmile <no-reply@lastmile.example>"
 
     def resolved_database_url(self) -> str:
         return normalize_database_url(

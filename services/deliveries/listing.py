@@ -12,7 +12,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import tuple_
+from sqlalchemy import func, or_, tuple_
 from sqlmodel import Session, col
 
 from services.core.models import Delivery, DeliveryStatus
@@ -39,6 +39,8 @@ class Filters:
     statuses: tuple[DeliveryStatus, ...] = ()
     day: date | None = None
     reference: str | None = None
+    # Free text: a reference starting with it, or a recipient whose name contains it.
+    search: str | None = None
 
 
 def position(delivery: Delivery, sort: SortKey) -> list[str]:
@@ -68,6 +70,15 @@ def page(
         statement = statement.where(Delivery.date == filters.day)
     if filters.reference is not None:
         statement = statement.where(Delivery.reference == filters.reference)
+    if filters.search:
+        text = filters.search.strip().lower()
+        pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = statement.where(
+            or_(
+                func.lower(col(Delivery.reference)).like(f"{pattern}%", escape="\\"),
+                func.lower(col(Delivery.recipient_name)).like(f"%{pattern}%", escape="\\"),
+            )
+        )
     if after is not None:
         if len(after) != len(columns):
             raise ValueError("This cursor belongs to another sort order.")

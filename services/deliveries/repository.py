@@ -159,3 +159,12 @@ def open_windows_of_day(
             )
         ).all()
     return [(start, end) for start, end in rows]
+
+
+def own_stops_on_route(session: Session, merchant: Merchant, route_id: str) -> list[Delivery]:
+    """The merchant's deliveries on a route, in stop order: never another merchant's stops."""
+    return list(
+        session.exec(
+            owned(merchant).where(Delivery.route_id == route_id).order_by(col(Delivery.stop_number))
+        ).all()
+    )

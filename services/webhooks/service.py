@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, select, update
 
 from services.core.errors import UserError, UserErrorCode, UserErrors
+from services.core.ids import new_id
 from services.core.models import (
     WebhookAttempt,
     WebhookEndpoint,
@@ -176,6 +177,43 @@ def replay_message(
     message.next_attempt_at = now
     message.delivered_at = None
     session.add(message)
+    deliver_after_commit(session, [message.id])
+    return message
+
+
+TEST_EVENT = "webhook.test"
+
+
+def send_test(
+    session: Session, merchant: Merchant, endpoint_id: str, now: datetime
+) -> WebhookMessage:
+    """A `webhook.test` message to one endpoint, signed and retried like any other, so a
+    merchant can check its receiver; it shows in the endpoint's delivery log."""
+    endpoint = _require_endpoint(session, merchant, endpoint_id)
+    if not endpoint.enabled:
+        raise UserErrors.one(
+            ("id",), "The endpoint is disabled; enable it first.",
+            UserErrorCode.WEBHOOK_ENDPOINT_DISABLED,
+        )  # fmt: skip
+    event_id = new_id("tst")
+    message = WebhookMessage(
+        tenant_id=merchant.tenant_id,
+        sandbox=merchant.sandbox,
+        endpoint_id=endpoint.id,
+        event_id=event_id,
+        event_type=TEST_EVENT,
+        payload={
+            "id": event_id,
+            "type": TEST_EVENT,
+            "mode": merchant.mode,
+            "created_at": now.isoformat(),
+            "data": {"message": "A test event from your Lastmile dashboard."},
+        },
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(message)
+    session.flush()
     deliver_after_commit(session, [message.id])
     return message
 

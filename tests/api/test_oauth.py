@@ -217,7 +217,9 @@ def test_missing_grant_type_is_invalid_request(client: TestClient, merchant) -> 
     assert_oauth_error(response, 400, "invalid_request")
 
 
-@pytest.mark.parametrize("grant_type", ["password", "authorization_code", "refresh_token"])
+@pytest.mark.parametrize(
+    "grant_type", ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code"]
+)
 def test_unsupported_grant_type(client: TestClient, merchant, grant_type: str) -> None:
     row, secret = merchant
     response = request_token(client, row.client_id, secret, grant_type=grant_type)
@@ -311,9 +313,14 @@ def test_authorization_server_metadata(client: TestClient) -> None:
     assert metadata["issuer"] == issuer
     assert metadata["token_endpoint"] == f"{issuer}/oauth/token"
     assert metadata["jwks_uri"] == f"{issuer}/oauth/jwks.json"
-    assert metadata["grant_types_supported"] == ["client_credentials"]
-    assert metadata["token_endpoint_auth_methods_supported"] == ["client_secret_basic"]
-    assert metadata["response_types_supported"] == []
+    assert metadata["grant_types_supported"] == [
+        "client_credentials",
+        "authorization_code",
+        "refresh_token",
+    ]
+    assert metadata["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "none"]
+    assert metadata["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic"]
+    assert metadata["response_types_supported"] == ["code"]
     assert set(metadata["scopes_supported"]) == {*MERCHANT_SCOPES.split(), OPERATOR_SCOPE}
 
 

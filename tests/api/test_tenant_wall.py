@@ -33,7 +33,11 @@ PLATFORM_TABLES = {
     "reconciliation_finding",
     "route_cost_basis",
     "lease",
-}
+    # the authorization server's: people, sessions, codes and tokens (b25d7df90025)
+    "user_account", "membership", "invitation", "email_verification", "login_attempt",
+    "web_session", "oauth_authorization_code", "oauth_refresh_token",
+    "oauth_revoked_access_token",
+}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

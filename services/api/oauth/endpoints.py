@@ -1,4 +1,5 @@
-"""HTTP endpoints of the authorization server: token, RFC 8414 metadata, JWKS."""
+"""HTTP endpoints of the authorization server: token, RFC 8414 metadata, JWKS (the
+user-facing ones, authorize, revoke and introspect, are in `user_endpoints`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from services.api.deps import get_session
 from services.api.oauth.clients import ALL_SCOPES
 from services.api.oauth.keys import SIGNING_ALGORITHM, public_jwks
-from services.api.oauth.server import AUTH_METHOD, AuthorizationServer, read_token_request
+from services.api.oauth.server import (
+    AUTH_METHOD,
+    GRANT_TYPES,
+    PUBLIC_AUTH_METHOD,
+    AuthorizationServer,
+    read_token_request,
+)
+from services.api.oauth.user_endpoints import AUTHORIZE_PATH, INTROSPECT_PATH, REVOKE_PATH
+from services.api.oauth.user_grants import PKCE_METHOD
 from services.core.settings import get_settings
 
 router = APIRouter(tags=["oauth"])
@@ -43,12 +52,18 @@ def authorization_server_metadata() -> JSONResponse:
     issuer = get_settings().issuer
     metadata: dict[str, Any] = {
         "issuer": issuer,
+        "authorization_endpoint": issuer + AUTHORIZE_PATH,
         "token_endpoint": issuer + TOKEN_PATH,
+        "revocation_endpoint": issuer + REVOKE_PATH,
+        "introspection_endpoint": issuer + INTROSPECT_PATH,
         "jwks_uri": issuer + JWKS_PATH,
         "scopes_supported": list(ALL_SCOPES),
-        "response_types_supported": [],
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": [AUTH_METHOD],
+        "response_types_supported": ["code"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "code_challenge_methods_supported": [PKCE_METHOD],
+        "token_endpoint_auth_methods_supported": [AUTH_METHOD, PUBLIC_AUTH_METHOD],
+        "revocation_endpoint_auth_methods_supported": [AUTH_METHOD, PUBLIC_AUTH_METHOD],
+        "introspection_endpoint_auth_methods_supported": [AUTH_METHOD],
         "access_token_signing_alg_values_supported": [SIGNING_ALGORITHM],
     }
     return JSONResponse(metadata, headers=_PUBLIC_CACHE)

@@ -2,7 +2,9 @@
 
 Authlib ships no FastAPI integration, so this module supplies what its Flask and
 Django integrations do: a request adapter, a response builder and a client model.
-Only the client credentials grant exists, authenticated with HTTP Basic alone.
+Programs use client credentials, authenticated with HTTP Basic alone; people's apps
+use the authorization code and refresh token grants (`user_grants`), public apps
+(no secret) identified by their client_id and PKCE.
 """
 
 from __future__ import annotations
@@ -28,22 +30,31 @@ from authlib.oauth2.rfc6749 import (
     scope_to_list,
 )
 from sqlmodel import Session
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from services.api.oauth.clients import ALL_SCOPES, find_client, verify_secret
+from services.api.oauth.token_management import IntrospectionEndpoint, RevocationEndpoint
 from services.api.oauth.tokens import issue_access_token
+from services.api.oauth.user_grants import (
+    AuthorizationCodeGrant,
+    RefreshTokenGrant,
+    S256CodeChallenge,
+    generate_user_token,
+)
 from services.core.models import OAuthClient
 
 logger = logging.getLogger(__name__)
 
 AUTH_METHOD = "client_secret_basic"
+PUBLIC_AUTH_METHOD = "none"  # public apps: client_id only, their codes bound by PKCE
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 class Client(ClientMixin):
-    """Authlib's view of an OAuthClient row: a confidential client of one grant type."""
+    """Authlib's view of an OAuthClient row: its grant types, redirect URIs and how it
+    authenticates (a secret by HTTP Basic, or none for a public app)."""
 
     def __init__(self, row: OAuthClient) -> None:
         self.row = row
@@ -64,19 +75,21 @@ class Client(ClientMixin):
         return " ".join(held for held in self.row.scope.split() if held in requested)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return False
+        return redirect_uri in self.row.redirect_uris  # exactly, never by prefix
 
     def check_client_secret(self, client_secret: str) -> bool:
         return verify_secret(self.row, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return endpoint == "token" and method == AUTH_METHOD
+        if self.row.public:
+            return method == PUBLIC_AUTH_METHOD and endpoint in ("token", "revocation")
+        return method == AUTH_METHOD
 
     def check_response_type(self, response_type: str) -> bool:
-        return False
+        return response_type == "code" and self.check_grant_type("authorization_code")
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == grants.ClientCredentialsGrant.GRANT_TYPE
+        return grant_type in self.row.grant_types
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -91,20 +104,37 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
 
 class _FormPayload(OAuth2Payload):
-    def __init__(self, form: FormData) -> None:
+    """A form's or a query's parameters (repeats are refused before any grant runs)."""
+
+    def __init__(self, form: FormData | QueryParams) -> None:
         self._form = form
 
     @property
-    def data(self) -> FormData:
+    def data(self) -> FormData | QueryParams:
         return self._form
+
+    @property
+    def datalist(self) -> dict[str, list[Any]]:
+        return {key: self._form.getlist(key) for key in self._form}
 
 
 class TokenRequest(OAuth2Request):
     """A token request whose form was already read (Starlette reads bodies asynchronously)."""
 
-    def __init__(self, request: Request, form: FormData) -> None:
+    def __init__(self, request: Request, form: FormData | QueryParams) -> None:
         super().__init__(method=request.method, uri=str(request.url), headers=request.headers)
         self.payload = _FormPayload(form)
+
+    @property
+    def form(self) -> FormData | QueryParams:
+        return self.payload.data
+
+
+GRANT_TYPES = (
+    ClientCredentialsGrant.GRANT_TYPE,
+    AuthorizationCodeGrant.GRANT_TYPE,
+    RefreshTokenGrant.GRANT_TYPE,
+)
 
 
 async def read_token_request(request: Request) -> TokenRequest:
@@ -113,6 +143,21 @@ async def read_token_request(request: Request) -> TokenRequest:
     Authlib would call a missing grant_type "unsupported", explains no unsupported
     one, and ignores repeated parameters, so those checks happen here.
     """
+    token_request = await read_form_request(request)
+    grant_type = token_request.form.get("grant_type")
+    if not grant_type:
+        raise InvalidRequestError("Missing 'grant_type' parameter.")
+    if grant_type not in GRANT_TYPES:
+        raise OAuth2Error(
+            error=UnsupportedGrantTypeError.error,
+            description=f"Supported grant types: {', '.join(GRANT_TYPES)}.",
+        )
+    return token_request
+
+
+async def read_form_request(request: Request) -> TokenRequest:
+    """A form POST to the token, revocation or introspection endpoint: form-encoded, no
+    parameter repeated, no secret in the body (HTTP Basic only)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != _FORM_TYPE:
         raise InvalidRequestError(f"The token request body must be {_FORM_TYPE}.")
@@ -126,14 +171,6 @@ async def read_token_request(request: Request) -> TokenRequest:
             status_code=401,
             description="client_secret_post is not supported: send credentials with HTTP Basic.",
         )
-    grant_type = form.get("grant_type")
-    if not grant_type:
-        raise InvalidRequestError("Missing 'grant_type' parameter.")
-    if grant_type != ClientCredentialsGrant.GRANT_TYPE:
-        raise OAuth2Error(
-            error=UnsupportedGrantTypeError.error,
-            description=f"Only grant_type={ClientCredentialsGrant.GRANT_TYPE} is supported.",
-        )
     return token_request
 
 
@@ -144,12 +181,22 @@ class AuthorizationServer(_AuthorizationServer):
         super().__init__(scopes_supported=list(ALL_SCOPES))
         self._session = session
         self.register_grant(ClientCredentialsGrant)
+        self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
+        self.register_grant(RefreshTokenGrant)
+        self.register_endpoint(RevocationEndpoint)
+        self.register_endpoint(IntrospectionEndpoint)
         self.register_client_auth_method(AUTH_METHOD, self._authenticate_with_basic)
         self.register_token_generator(ClientCredentialsGrant.GRANT_TYPE, self._generate_token)
+        for grant in (AuthorizationCodeGrant, RefreshTokenGrant):
+            self.register_token_generator(grant.GRANT_TYPE, self._generate_user_token)
+
+    @property
+    def session(self) -> Session:
+        return self._session
 
     def query_client(self, client_id: str) -> Client | None:
         row = find_client(self._session, client_id)
-        return Client(row) if row else None
+        return Client(row) if row and row.revoked_at is None else None
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """Access tokens are self-contained JWTs: there is nothing to store."""
@@ -164,7 +211,10 @@ class AuthorizationServer(_AuthorizationServer):
 
     def handle_response(
         self, status: int, body: dict[str, Any], headers: list[tuple[str, str]]
-    ) -> JSONResponse:
+    ) -> Response:
+        if status == 302:  # the authorization endpoint's answer: back to the client
+            location = dict(headers)["Location"]
+            return RedirectResponse(location, status_code=302)
         return JSONResponse(body, status_code=status, headers=dict(headers))
 
     def _authenticate_with_basic(
@@ -195,6 +245,11 @@ class AuthorizationServer(_AuthorizationServer):
             "expires_in": expires_in,
             "scope": granted,
         }
+
+    def _generate_user_token(
+        self, grant_type: str, client: Client, user: Any = None, scope: str | None = None, **_: Any
+    ) -> dict[str, Any]:
+        return generate_user_token(self._session, client.row.client_id, user, scope)
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:

@@ -61,16 +61,22 @@ def audience() -> str:
 
 
 def issue_access_token(
-    *, client_id: str, tenant_id: str | None, scope: str, sandbox: bool = False
+    *,
+    client_id: str,
+    tenant_id: str | None,
+    scope: str,
+    sandbox: bool = False,
+    subject: str | None = None,
 ) -> tuple[str, int]:
-    """Sign an access token for a client; returns the token and its lifetime in seconds."""
+    """Sign an access token for a client (acting for user `subject`, if given); returns
+    the token and its lifetime in seconds."""
     settings = get_settings()
     key = get_signing_key()
     now = int(time.time())
     claims: dict[str, object] = {
         "iss": settings.issuer,
         "aud": audience(),
-        "sub": client_id,
+        "sub": subject or client_id,
         "client_id": client_id,
         "scope": scope,
         "iat": now,

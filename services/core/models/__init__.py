@@ -6,6 +6,15 @@ Tenant-owned rows carry `tenant_id`; repositories filter on it for every query.
 Money is integer minor units of the area's or plan's currency; quantities are Decimal.
 """
 
+from services.core.models.accounts import (
+    EmailVerification,
+    Invitation,
+    LoginAttempt,
+    Membership,
+    MerchantSettings,
+    UserAccount,
+    WebSession,
+)
 from services.core.models.areas import ServiceArea, Shift, Vehicle
 from services.core.models.billing import (
     BillingAccount,
@@ -24,6 +33,7 @@ from services.core.models.billing import (
 from services.core.models.deliveries import Delivery, DeliveryEvent, DeliveryStatus
 from services.core.models.idempotency import IdempotencyRecord
 from services.core.models.leases import Lease
+from services.core.models.oauth import AuthorizationCode, RefreshToken, RevokedAccessToken
 from services.core.models.outbox import OutboxEvent
 from services.core.models.planning import PlanRun, PlanRunStatus, Route, RouteCostBasis, Stop
 from services.core.models.quotes import Quote
@@ -36,17 +46,23 @@ from services.core.models.webhooks import (
 )
 
 __all__ = [
+    "AuthorizationCode",
     "BillingAccount",
     "CreditNote",
     "Delivery",
     "DeliveryEvent",
     "DeliveryStatus",
+    "EmailVerification",
     "IdempotencyRecord",
+    "Invitation",
     "Invoice",
     "InvoiceLine",
     "InvoiceLineKind",
     "InvoiceStatus",
     "Lease",
+    "LoginAttempt",
+    "Membership",
+    "MerchantSettings",
     "OAuthClient",
     "OutboxEvent",
     "PlanRun",
@@ -55,6 +71,8 @@ __all__ = [
     "Quote",
     "ReconciliationFinding",
     "ReconciliationRun",
+    "RefreshToken",
+    "RevokedAccessToken",
     "Route",
     "RouteAllocation",
     "RouteCostBasis",
@@ -64,7 +82,9 @@ __all__ = [
     "Subscription",
     "Tenant",
     "UsageEvent",
+    "UserAccount",
     "Vehicle",
+    "WebSession",
     "WebhookAttempt",
     "WebhookEndpoint",
     "WebhookMessage",
