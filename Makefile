@@ -34,6 +34,8 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services
 
+# The VRPTW benchmark instances are not part of the product: BENCHMARKS_DIR names their
+# directory (benchmarks/planner/run.py).
 bench: install
 	$(BIN)/python benchmarks/planner/run.py --suite solomon --time-limit 10
 

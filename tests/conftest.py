@@ -4,10 +4,11 @@ The suite runs against the database named by LASTMILE_TEST_DATABASE_URL (CI and
 `make test` point it at PostgreSQL; a `sqlite:///…` URL works for a quick local run)
 and the Celery broker named by LASTMILE_TEST_BROKER_URL (Redis by default).
 On PostgreSQL a dedicated database `lastmile_test_<pid>` is created from scratch by
-that URL's role, owned by the ordinary role `lastmile_app` that the application then
-connects as (so row-level security applies), migrated with the production migrations,
-and dropped at exit. Tests commit for real (the API, Celery
-workers and CLI each own their transactions), so every table is emptied afterwards.
+that URL's role, owned by the ordinary role `lastmile_owner` that migrates it with the
+production migrations, served as `lastmile_app` (merchants' requests) and
+`lastmile_platform` (everything else) as in production, so row-level security applies,
+and dropped at exit. Tests commit for real (the API, Celery workers and CLI each own
+their transactions), so every table is emptied afterwards (by the owner).
 """
 
 from __future__ import annotations
@@ -28,32 +29,41 @@ _VAR_DIR = tempfile.mkdtemp(prefix="lastmile-test-")
 _DATABASE = f"lastmile_test_{os.getpid()}"  # one per run, so parallel runs never collide
 
 
-def _prepare_database(base_url: str) -> str:
-    """Create an empty test database next to the configured one, owned by the ordinary
-    role the application connects as (`services.core.migrate.create_scratch_database`),
-    and return its URL."""
-    from services.core.migrate import create_scratch_database
+def admin_url() -> str:
+    """The configured URL: a role that may create roles and databases."""
     from services.core.settings import normalize_database_url
 
-    url = make_url(normalize_database_url(base_url))
+    return normalize_database_url(_BASE_URL)
+
+
+def _prepare_database() -> dict[str, str]:
+    """Create an empty test database next to the configured one, owned by an ordinary role
+    and served as the merchant and platform roles
+    (`services.core.migrate.create_scratch_database`); return the settings naming it."""
+    from services.core.migrate import create_scratch_database
+
+    url = make_url(admin_url())
     if url.get_backend_name() == "sqlite":
-        return f"sqlite:///{_VAR_DIR}/test.db"
+        return {"LASTMILE_DATABASE_URL": f"sqlite:///{_VAR_DIR}/test.db"}
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     atexit.register(_drop_database, admin)
-    return create_scratch_database(admin, _DATABASE)
+    return create_scratch_database(admin, _DATABASE).environment()
 
 
 def _drop_database(admin: Engine) -> None:
-    from services.core.db import get_engine
+    from services.core.db import get_engine, get_merchant_engine
 
     get_engine().dispose()
+    get_merchant_engine().dispose()
     with admin.connect() as connection:
         connection.execute(text(f"DROP DATABASE IF EXISTS {_DATABASE} WITH (FORCE)"))
     admin.dispose()
 
 
-TEST_DATABASE_URL = _prepare_database(_BASE_URL)
-os.environ["LASTMILE_DATABASE_URL"] = TEST_DATABASE_URL
+_SETTINGS = _prepare_database()
+os.environ.update(_SETTINGS)
+TEST_DATABASE_URL = _SETTINGS["LASTMILE_DATABASE_URL"]  # the platform's
+OWNER_DATABASE_URL = _SETTINGS.get("LASTMILE_MIGRATION_DATABASE_URL", TEST_DATABASE_URL)
 os.environ["LASTMILE_VAR_DIR"] = _VAR_DIR
 os.environ.setdefault("LASTMILE_ISSUER", "http://testserver")
 # Test receivers listen on 127.0.0.1; the SSRF guard's own tests turn this off.
@@ -68,8 +78,17 @@ def engine() -> Engine:
     from services.core.db import get_engine
     from services.core.migrate import upgrade
 
-    upgrade(TEST_DATABASE_URL)
+    upgrade(OWNER_DATABASE_URL)
     return get_engine()
+
+
+@pytest.fixture(scope="session")
+def owner_engine(engine: Engine) -> Iterator[Engine]:
+    """The tables' owner: what empties them between tests (TRUNCATE, which no serving
+    role may run)."""
+    owner = create_engine(OWNER_DATABASE_URL)
+    yield owner
+    owner.dispose()
 
 
 def _empty_tables(engine: Engine) -> None:
@@ -88,10 +107,10 @@ def _empty_tables(engine: Engine) -> None:
 
 
 @pytest.fixture
-def db(engine: Engine) -> Iterator[Engine]:
+def db(engine: Engine, owner_engine: Engine) -> Iterator[Engine]:
     """A clean, migrated database for one test; emptied afterwards."""
     yield engine
-    _empty_tables(engine)
+    _empty_tables(owner_engine)
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 
@@ -52,6 +53,22 @@ mutation BookMany($inputs: [BookDeliveryInput!]!) {
 
 
 MERCHANT_SCOPES = "deliveries:read deliveries:write billing:read"
+
+# The demo area's time zone: "today" for a booking is the area's local day, never UTC's.
+DEMO_ZONE = ZoneInfo("America/New_York")
+
+
+def local_today(zone: ZoneInfo = DEMO_ZONE) -> date:
+    """Today in `zone` by the product's clock. No test names a fixed date that the product
+    compares with today (bookable days, plan runs, waves): it derives it from this."""
+    from services.core.db import utcnow
+
+    return utcnow().astimezone(zone).date()
+
+
+def days_ahead(days: int, zone: ZoneInfo = DEMO_ZONE) -> date:
+    """The local day `days` after today in `zone` (1: tomorrow, the default delivery day)."""
+    return local_today(zone) + timedelta(days=days)
 
 
 def merchant_access_token(

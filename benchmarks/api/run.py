@@ -116,8 +116,9 @@ def main() -> None:
 
     base = make_url(normalize_database_url(args.database_url))
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    # Owned by an ordinary role, as in production: row-level security applies to it.
-    url = create_scratch_database(admin, DATABASE)
+    # Owned by an ordinary role and served as the merchant and platform roles, as in
+    # production: row-level security applies to them.
+    scratch = create_scratch_database(admin, DATABASE)
     var_dir = tempfile.mkdtemp(prefix="lastmile-bench-")
     ports: list[int] = []
     while len(ports) < API_PROCESSES:
@@ -125,7 +126,7 @@ def main() -> None:
             ports.append(port)
     env = {
         **os.environ,
-        "LASTMILE_DATABASE_URL": url,
+        **scratch.environment(),
         "LASTMILE_VAR_DIR": var_dir,
         "LASTMILE_ISSUER": f"http://127.0.0.1:{ports[0]}",
         # The throttle runs for real (Redis, shared by both processes) with a budget the
@@ -145,9 +146,11 @@ def main() -> None:
         from services.core.db import get_engine, transaction, utcnow
         from services.core.migrate import upgrade
 
-        upgrade(url)
-        with get_engine().begin() as c:
+        upgrade(scratch.owner_url)
+        owner = create_engine(scratch.owner_url)
+        with owner.begin() as c:  # the serving roles get DML on it (the migrations' default)
             c.execute(text("CREATE TABLE bench_row (id text PRIMARY KEY, payload text NOT NULL)"))
+        owner.dispose()
         with transaction() as session:
             merchant = seed_demo(session, utcnow().date())["merchants"][0]
         get_engine().dispose()

@@ -1,4 +1,4 @@
-"""The planner and PyVRP side by side, every plan checked by ../shared/benchmarks/check_vrptw.py.
+"""The planner and PyVRP side by side, every plan checked by the instances' check_vrptw.py.
 
 usage: .venv/bin/python benchmarks/planner/run.py [--suite city|solomon|gh1000]
            [--time-limit S] [--sizes 150,300,600,1000] [--seeds 1-5] [--only R101,RC105]
@@ -8,11 +8,12 @@ For each instance the planner (`lastmile bench planner --cores 1`'s code path) a
 reference, PyVRP 0.14 as its users run it (`pyvrp.solve`, default parameters, stopped
 at the same wall-clock deadline), run at the same time, each in its own process on one
 core, so noise from the machine hits both alike. Both plans are written as
-`{"routes": [...]}` to DIR and checked by the shared checker: distance, gap and
+`{"routes": [...]}` to DIR and checked by the independent checker: distance, gap and
 feasibility in the tables are the checker's, never a solver's.
 
 Suites: `city` generates last-mile city days (`city_instances.py`) of the given sizes
-and seeds into DIR; `solomon` and `gh1000` read ../shared/benchmarks/vrptw. Prints one
+and seeds into DIR; `solomon` and `gh1000` read the VRPTW instances under
+BENCHMARKS_DIR (not part of this repository; the checker comes with them). Prints one
 row per instance, then a table per class and size: mean cost of each engine, their
 ratio (mean and worst), gaps to the best known where there is one, and when each
 engine first held a complete plan.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -37,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from city_instances import write_city_day  # noqa: E402
 
-BENCHMARKS = (REPO / ".." / "shared" / "benchmarks").resolve()
+BENCHMARKS = Path(
+    os.environ.get("BENCHMARKS_DIR") or REPO.parent / "shared" / "benchmarks"
+).resolve()
 CHECKER = BENCHMARKS / "check_vrptw.py"
 
 
@@ -121,6 +125,8 @@ def instances(args: argparse.Namespace, out: Path) -> list[tuple[str, Path]]:
             (f"city {size}", write_city_day(out, size, seed)) for size in sizes for seed in seeds
         ]
     paths = sorted((BENCHMARKS / "vrptw" / args.suite).glob("*.vrp"))
+    if not paths:
+        sys.exit(f"no {args.suite} instances under {BENCHMARKS}/vrptw: set BENCHMARKS_DIR")
     if args.only:
         wanted = set(args.only.split(","))
         paths = [p for p in paths if p.stem in wanted]

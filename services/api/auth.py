@@ -34,14 +34,15 @@ def bearer_token(authorization: str) -> AccessToken:
         ) from error
 
 
-def merchant_with(scope: str) -> Callable[[Request], AccessToken]:
-    """A FastAPI dependency: the caller's token, which must be a merchant's holding `scope`
-    (HTTP 401 without a valid token, 403 without the scope)."""
+def merchant_with(scope: str, *, live: bool = False) -> Callable[[Request], AccessToken]:
+    """A FastAPI dependency: the caller's token, which must be a merchant's holding `scope`,
+    and with `live` a live one (HTTP 401 without a valid token, 403 otherwise)."""
+    kind = "a live merchant token" if live else "a merchant token"
 
     def dependency(request: Request) -> AccessToken:
         token = bearer_token(request.headers.get("authorization", ""))
-        if scope not in token.scopes or token.tenant_id is None:
-            raise HTTPException(403, f"This needs a merchant token with the {scope!r} scope.")
+        if scope not in token.scopes or token.tenant_id is None or (live and token.sandbox):
+            raise HTTPException(403, f"This needs {kind} with the {scope!r} scope.")
         return token
 
     return dependency

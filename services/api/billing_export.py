@@ -19,21 +19,22 @@ from services.api.auth import merchant_with
 from services.api.oauth.tokens import AccessToken
 from services.billing.invoicing import invoices_of, stored_lines
 from services.billing.metering import usage_by_day
-from services.core.db import for_tenant, transaction
+from services.core.db import merchant_transaction
 from services.core.money import currency_for, format_amount, format_quantity, from_minor
+from services.core.principal import Merchant
 
 router = APIRouter(prefix="/billing/export", tags=["billing"])
 MAX_DAYS = 366
 
 
-merchant_token = merchant_with("billing:read")
+merchant_token = merchant_with("billing:read", live=True)  # sandbox is never billed
 
 
 def merchant_session(token: AccessToken = Depends(merchant_token)) -> Iterator[Session]:
-    """The request's transaction, confined to the caller's tenant (services.core.db.for_tenant)."""
+    """The request's transaction, confined to the caller's tenant, live (billing is)."""
     assert token.tenant_id is not None
-    with transaction() as session:
-        yield for_tenant(session, token.tenant_id)
+    with merchant_transaction(Merchant(token.tenant_id)) as session:
+        yield session
 
 
 def _csv(name: str, header: list[str], rows: Iterable[list[str]]) -> StreamingResponse:

@@ -37,12 +37,14 @@ from services.billing.allocation import (
     allocate_proportional,
     allocate_shapley,
 )
-from services.core import areas
+from services.core import areas, logs
 from services.core.db import utcnow
 from services.core.meters import Usage, route_cost_usage
-from services.core.models import Route, RouteAllocation, RouteCostBasis, ServiceArea
+from services.core.models import Delivery, Route, RouteAllocation, RouteCostBasis, ServiceArea
 from services.core.money import currency_for, format_amount, from_minor
 from services.core.usage import record_usage
+
+logger = logs.get_logger(__name__)
 
 
 class ConsolidationError(ValueError):
@@ -130,7 +132,29 @@ def allocate_route_shares(
     if report.conflicts:  # an event of that id exists with another amount: never re-bill
         raise AllocationError("; ".join(str(conflict) for conflict in report.conflicts))
     session.flush()
+    _log_shares(session, written)
     return written
+
+
+def _log_shares(session: Session, shares: list[RouteAllocation]) -> None:
+    """One line per share, naming the requests that booked its deliveries."""
+    booked_by = dict(
+        session.exec(
+            select(Delivery.id, Delivery.request_id).where(
+                col(Delivery.id).in_({d for share in shares for d in share.deliveries})
+            )
+        ).all()
+    )
+    for share in shares:
+        logger.info(
+            "route cost allocated",
+            route_id=share.route_id,
+            revision=share.revision,
+            tenant_id=share.tenant_id,
+            amount_minor=share.amount_minor,
+            deliveries=share.deliveries,
+            request_ids=sorted({booked_by.get(d) or "" for d in share.deliveries} - {""}),
+        )
 
 
 def _allocate(

@@ -300,7 +300,7 @@ def parse_plan(data: object) -> Plan:
         plan = _object(data, _PLAN_FIELDS)
         code = _text(plan, "code")
         currency = _currency(_required(plan, "currency"))
-        minimum = _decimal(plan.get("minimum", "0"), "minimum")
+        minimum = _decimal(_given(plan, "minimum", "0"), "minimum")
         raw_charges = _required(plan, "charges")
         if not isinstance(raw_charges, list) or not raw_charges:
             raise PricingError('"charges" must be a non-empty list')
@@ -357,10 +357,10 @@ def _parse_charge(index: int, data: object) -> Charge:
         return Charge(
             meter=_text(charge, "meter"),
             model=_choice(ChargeModel, _required(charge, "model"), "model"),
-            aggregation=_choice(Aggregation, charge.get("aggregation", "sum"), "aggregation"),
-            tiers=_parse_tiers(charge["tiers"]) if "tiers" in charge else (),
+            aggregation=_choice(Aggregation, _given(charge, "aggregation", "sum"), "aggregation"),
+            tiers=() if (tiers := _given(charge, "tiers", None)) is None else _parse_tiers(tiers),
             unit_price=_optional_decimal(charge, "unit_price"),
-            free_units=_decimal(charge.get("free_units", "0"), "free_units"),
+            free_units=_decimal(_given(charge, "free_units", "0"), "free_units"),
             package_size=_optional_decimal(charge, "package_size"),
             package_price=_optional_decimal(charge, "package_price"),
         )
@@ -569,8 +569,15 @@ def _decimal(value: object, name: str) -> Decimal:
         raise PricingError(f"{name} {error}") from None
 
 
+def _given(data: Mapping[str, object], name: str, default: object) -> object:
+    """An optional field's value; given as null it is absent, as everywhere in plans."""
+    value = data.get(name)
+    return default if value is None else value
+
+
 def _optional_decimal(data: Mapping[str, object], name: str) -> Decimal | None:
-    return _decimal(data[name], name) if name in data else None
+    value = data.get(name)
+    return None if value is None else _decimal(value, name)
 
 
 def _choice(kind: type[_Choice], value: object, name: str) -> _Choice:

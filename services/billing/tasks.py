@@ -7,9 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.billing import consolidation, invoicing, reconciliation
+from services.core import logs, metrics
 from services.core.celery_app import celery_app
 from services.core.db import transaction, utcnow
 from services.core.usage import period_of
+
+logger = logs.get_logger(__name__)
 
 GRACE = timedelta(days=3)
 """How long a closed month's invoices stay drafts, so late usage still lands on them."""
@@ -26,14 +29,26 @@ def due_period(now: datetime) -> tuple[str, bool]:
 def close_due_period() -> dict[str, Any]:
     """Draft last month's invoices during the grace days, finalize them after."""
     period, finalize = due_period(utcnow())
-    with transaction() as session:
-        return invoicing.close_period(session, period, finalize).as_json()
+    try:
+        with transaction() as session:
+            closed = invoicing.close_period(session, period, finalize).as_json()
+    except Exception:
+        metrics.PERIOD_CLOSES.labels("failed").inc()
+        raise
+    metrics.PERIOD_CLOSES.labels("finalized" if finalize else "drafted").inc()
+    logger.info("period closed", period=period, finalize=finalize)
+    return closed
 
 
 @celery_app.task(name="billing.reconcile")
 def reconcile(period: str | None = None) -> dict[str, Any]:
     with transaction() as session:
-        return reconciliation.reconcile(session, period).as_json()
+        result = reconciliation.reconcile(session, period).as_json()
+    findings = len(result.get("findings", []))
+    metrics.RECONCILIATIONS.labels("findings" if findings else "clean").inc()
+    metrics.RECONCILIATION_FINDINGS.set(findings)
+    logger.info("reconciled", period=period, findings=findings)
+    return result
 
 
 @celery_app.task(name="billing.allocate_route_shares")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from services.core import observability  # noqa: F401  (task metrics, request ids, logs)
 from services.core.settings import get_settings
 
 QUEUES = ("planner", "billing", "webhooks")
@@ -40,6 +41,9 @@ def make_celery() -> Celery:
         },
         broker_connection_retry_on_startup=True,
         timezone="UTC",
+        worker_hijack_root_logger=False,
+        # Several schedulers may run, one acts (services.core.scheduler).
+        beat_scheduler="services.core.scheduler:LeaderScheduler",
         beat_schedule={
             "planner-waves": {"task": "planner.run_due_waves", "schedule": 60.0},
             # Route-cost shares: plan runs kick it after commit; this catches lost kicks.

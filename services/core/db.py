@@ -1,4 +1,13 @@
-"""Database engine, sessions and the column types that behave the same on SQLite and PostgreSQL."""
+"""Database engines, sessions and the column types that behave the same on SQLite and PostgreSQL.
+
+On PostgreSQL three roles touch the database (see `services.core.migrate`): the tables'
+owner runs migrations and nothing else; merchants' requests run on the merchant engine
+(`lastmile_app`), which row-level security confines to the tenant and mode a
+transaction names, and to nothing when it names none; the platform's jobs (planning,
+billing, webhooks, the CLI, operators, the token endpoint, public tracking) run on the
+platform engine (`lastmile_platform`), which sees every row. Each engine checks the role
+it connects as before serving (`check_role`).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
+from services.core.principal import LIVE, SANDBOX, Merchant
 from services.core.settings import get_settings
 
 
@@ -46,7 +56,9 @@ def utcnow() -> datetime:
 PING_AFTER_IDLE_SECONDS = 10.0
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, serves: str | None = None) -> Engine:
+    """An engine for `url`; on PostgreSQL one that `serves` "merchant" or "platform"
+    checks on its first connection that the role is fit for it (None: migrations)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -59,6 +71,12 @@ def make_engine(url: str) -> Engine:
 
         return engine
     engine = create_engine(url, pool_size=10, max_overflow=20)
+
+    if serves is not None:
+
+        @event.listens_for(engine, "first_connect")
+        def _check_role(dbapi_connection: Any, _record: Any) -> None:
+            check_role(dbapi_connection, serves)
 
     # Pinging on every checkout costs a round trip per request. Connections go stale
     # while idle (a database restart, a firewall's timeout), so only those are pinged;
@@ -84,7 +102,79 @@ def make_engine(url: str) -> Engine:
 
 @lru_cache
 def get_engine() -> Engine:
-    return make_engine(get_settings().resolved_database_url())
+    """The platform's engine: every tenant's rows (jobs, CLI, operators, public pages)."""
+    return make_engine(get_settings().resolved_database_url(), serves="platform")
+
+
+@lru_cache
+def get_merchant_engine() -> Engine:
+    """The engine merchants' requests run on: on PostgreSQL, a role that row-level
+    security confines to the tenant and mode each transaction names. The same engine as
+    the platform's on SQLite, which has no row-level security."""
+    settings = get_settings()
+    url = settings.resolved_merchant_database_url()
+    if url == settings.resolved_database_url() and url.startswith("sqlite"):
+        return get_engine()
+    return make_engine(url, serves="merchant")
+
+
+def connect_serving_engines() -> None:
+    """Connect the merchant and platform engines once, so that a role unfit to serve is
+    refused when a process starts (`check_role`) rather than at its first request."""
+    for engine in (get_merchant_engine(), get_engine()):
+        with engine.connect():
+            pass
+
+
+class UnsafeDatabaseRole(RuntimeError):
+    """The database role would serve with more rights than its job needs."""
+
+
+# The roles of migrations d8f1b3a5c7e9 on: merchants' requests, and the platform's jobs.
+MERCHANT_ROLE = "lastmile_app"
+PLATFORM_ROLE = "lastmile_platform"
+
+_ROLE_FACTS = """
+SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+       EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relowner = r.oid AND n.nspname = current_schema()) AS owns,
+       EXISTS (SELECT 1 FROM pg_roles m
+               WHERE m.rolname = %(merchant)s AND pg_has_role(r.oid, m.oid, 'MEMBER')),
+       EXISTS (SELECT 1 FROM pg_roles p
+               WHERE p.rolname = %(platform)s AND pg_has_role(r.oid, p.oid, 'MEMBER'))
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+def check_role(connection: Any, serves: str) -> None:
+    """Refuse (UnsafeDatabaseRole) to serve `serves` ("merchant" or "platform") as a role
+    that skips or can switch off row-level security (a superuser, a BYPASSRLS role, the
+    tables' owner), or that is not the role of that job: a merchant connection with
+    the platform's rights would see every tenant. `connection` is a driver (psycopg)
+    connection or a SQLAlchemy one."""
+    raw = getattr(connection, "connection", connection)
+    driver = getattr(raw, "driver_connection", raw)
+    with driver.cursor() as cursor:
+        cursor.execute(_ROLE_FACTS, {"merchant": MERCHANT_ROLE, "platform": PLATFORM_ROLE})
+        name, superuser, bypass, owns, merchant, platform = cursor.fetchone()
+    problems = [
+        problem
+        for problem, present in (
+            ("is a superuser", superuser),
+            ("has BYPASSRLS", bypass),
+            ("owns tables (the owner only runs migrations)", owns),
+            (f"is a member of {PLATFORM_ROLE}", serves == "merchant" and platform),
+            (f"is not a member of {MERCHANT_ROLE}", serves == "merchant" and not merchant),
+            (f"is not a member of {PLATFORM_ROLE}", serves == "platform" and not platform),
+        )
+        if present
+    ]
+    if problems:
+        raise UnsafeDatabaseRole(
+            f"Refusing to serve {serves} requests as database role {name!r}: it "
+            + "; ".join(problems)
+            + ". See the README, 'Running past one machine'."
+        )
 
 
 @contextmanager
@@ -94,7 +184,14 @@ def transaction(engine: Engine | None = None) -> Iterator[Session]:
     Requests, CLI commands and tasks own their transaction through this; services
     below never commit on their own.
     """
-    with Session(engine or get_engine(), expire_on_commit=False) as session:
+    with _committed(Session(engine or get_engine(), expire_on_commit=False)) as session:
+        yield session
+
+
+@contextmanager
+def _committed(session: Session) -> Iterator[Session]:
+    """The session, committed if the block succeeds, rolled back if it raises, closed."""
+    with session:
         try:
             yield session
             session.commit()
@@ -103,48 +200,57 @@ def transaction(engine: Engine | None = None) -> Iterator[Session]:
             raise
 
 
-# Row-level security (PostgreSQL): the tenant a merchant's transactions act for.
-_TENANT = "lastmile.tenant_id"
+# Row-level security (PostgreSQL): the merchant a session's transactions act for.
+_MERCHANT = "lastmile.merchant"
 
 
-def for_tenant(session: Session, tenant_id: str) -> Session:
-    """Confine the session's transactions to one tenant's rows, below the application.
+def merchant_session(merchant: Merchant) -> Session:
+    """A session on the merchant engine whose every transaction acts for `merchant`.
 
-    The repository layer filters every query by tenant; on PostgreSQL each transaction
-    of this session also sets `lastmile.tenant_id`, which the tables' row-level security
-    policies enforce (migration d5b8e0f4a1c6): a query that forgot its filter reads
-    nothing of other tenants and cannot write for them.
+    The repository layer filters every query by tenant and mode; on PostgreSQL each
+    transaction of this session also sets `lastmile.tenant_id` and `lastmile.mode`,
+    which the tables' row-level security policies enforce: a query that forgot its
+    filter reads nothing of other tenants or of the other mode, and cannot write for
+    them. The session must not be handed to work that needs another tenant's rows.
     """
-    session.info[_TENANT] = tenant_id
+    session = Session(get_merchant_engine(), expire_on_commit=False)
+    session.info[_MERCHANT] = merchant
     return session
 
 
+@contextmanager
+def merchant_transaction(merchant: Merchant) -> Iterator[Session]:
+    """`transaction()` for a merchant: on the merchant engine, confined to it."""
+    with _committed(merchant_session(merchant)) as session:
+        yield session
+
+
 @event.listens_for(Session, "after_begin")
-def _set_tenant_of_transaction(session: Session, _transaction: Any, connection: Any) -> None:
-    tenant_id = session.info.get(_TENANT)
-    if tenant_id is not None and connection.dialect.name == "postgresql":
-        _set_tenant(connection, tenant_id)
-
-
-def _set_tenant(connection: Any, tenant_id: str) -> None:
-    driver = connection.connection.driver_connection
-    driver.execute("SELECT set_config(%s, %s, true)", (_TENANT, tenant_id))
+def _confine_transaction(session: Session, _transaction: Any, connection: Any) -> None:
+    merchant: Merchant | None = session.info.get(_MERCHANT)
+    if merchant is not None and connection.dialect.name == "postgresql":
+        driver = connection.connection.driver_connection
+        driver.execute(
+            "SELECT set_config('lastmile.tenant_id', %s, true), "
+            "set_config('lastmile.mode', %s, true)",
+            (merchant.tenant_id, SANDBOX if merchant.sandbox else LIVE),
+        )
 
 
 @contextmanager
-def across_tenants(session: Session) -> Iterator[None]:
-    """Lift a tenant session's confinement for a read that must count every tenant's
-    rows (an area's remaining capacity); nothing of theirs may reach the caller."""
-    tenant_id = session.info.get(_TENANT)
-    connection = session.connection()
-    if tenant_id is None or connection.dialect.name != "postgresql":
-        yield
+def across_tenants(session: Session) -> Iterator[Session]:
+    """A session that sees every tenant's rows, for a read that must count them all (an
+    area's remaining capacity); nothing of theirs may reach the caller. For a merchant's
+    session on PostgreSQL it is a platform session of its own (a separate connection and
+    transaction, read only); otherwise the session itself."""
+    if session.info.get(_MERCHANT) is None or session.get_bind().dialect.name != "postgresql":
+        yield session
         return
-    _set_tenant(connection, "")
-    try:
-        yield
-    finally:
-        _set_tenant(connection, tenant_id)
+    with Session(get_engine()) as everyone:
+        try:
+            yield everyone
+        finally:
+            everyone.rollback()
 
 
 @contextmanager

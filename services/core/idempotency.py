@@ -7,8 +7,9 @@
   that one commits, the late request replays its result instead of acting.
 - Keys are kept at least 24 hours (RETENTION); a periodic job deletes older ones.
 
-Keys belong to a principal: a merchant's tenant (shared by all its API clients, as a
-Stripe account's keys are) or, for the operator, its client. Results are known before
+Keys belong to a principal in one mode: a merchant's tenant (shared by all its API
+clients, as a Stripe account's keys are) with its live or its sandbox credentials, two
+separate key spaces; or, for the operator, its client (live). Results are known before
 acting (the id of the delivery made or changed), so claiming is a single statement.
 """
 
@@ -38,14 +39,14 @@ def fingerprint(operation: str, payload: Any) -> str:
 
 
 def replay(
-    session: Session, principal: str, key: str, operation: str, digest: str
+    session: Session, principal: str, key: str, operation: str, digest: str, *, sandbox: bool
 ) -> dict[str, Any] | None:
     """The result of an earlier request with this key, or None if the key is unused.
 
     Raises UserErrors when the key is malformed or was used with other input.
     """
     check_key(key)
-    earlier = records(session, principal, [key]).get(key)
+    earlier = records(session, principal, [key], sandbox=sandbox).get(key)
     return same_request(earlier, operation, digest) if earlier else None
 
 
@@ -56,12 +57,15 @@ def claim(
     operation: str,
     digest: str,
     result: dict[str, Any],
+    *,
+    sandbox: bool,
 ) -> dict[str, Any] | None:
     """Take the key for this request, storing its result. Returns None when taken; when a
     concurrent request took it first, returns that request's result to replay instead."""
-    if claim_many(session, principal, operation, {key: (digest, result)}):
+    if claim_many(session, principal, operation, {key: (digest, result)}, sandbox=sandbox):
         return None
-    return same_request(records(session, principal, [key])[key], operation, digest)
+    earlier = records(session, principal, [key], sandbox=sandbox)[key]
+    return same_request(earlier, operation, digest)
 
 
 def check_key(key: str) -> None:
@@ -77,6 +81,8 @@ def claim_many(
     principal: str,
     operation: str,
     claims: dict[str, tuple[str, dict[str, Any]]],
+    *,
+    sandbox: bool,
 ) -> set[str]:
     """Take many keys at once (key -> (input digest, result)); returns the keys taken.
 
@@ -92,6 +98,7 @@ def claim_many(
                 _CLAIM_POSTGRESQL,
                 {
                     "principal": principal,
+                    "sandbox": sandbox,
                     "operation": operation,
                     "now": now,
                     "claims": json_document(
@@ -106,6 +113,7 @@ def claim_many(
     rows = [
         {
             "principal": principal,
+            "sandbox": sandbox,
             "key": key,
             "operation": operation,
             "fingerprint": digest,
@@ -121,10 +129,12 @@ def claim_many(
 # The claims travel as one JSON document: the driver quotes text arrays element by
 # element, with a regular expression each (2% of a bulk booking).
 _CLAIM_POSTGRESQL = """
-INSERT INTO idempotency_record (principal, key, operation, fingerprint, result, created_at)
-SELECT %(principal)s, claim.key, %(operation)s, claim.fingerprint, claim.result, %(now)s
+INSERT INTO idempotency_record
+    (principal, sandbox, key, operation, fingerprint, result, created_at)
+SELECT %(principal)s, %(sandbox)s, claim.key, %(operation)s, claim.fingerprint, claim.result,
+    %(now)s
 FROM json_to_recordset(CAST(%(claims)s AS json)) AS claim(key text, fingerprint text, result json)
-ON CONFLICT (principal, key) DO NOTHING
+ON CONFLICT (principal, sandbox, key) DO NOTHING
 RETURNING key
 """
 
@@ -135,19 +145,23 @@ def _claim_statement() -> Insert:
     table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
     return (
         sqlite_insert(table)
-        .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .on_conflict_do_nothing(index_elements=["principal", "sandbox", "key"])
         .returning(table.c.key)
     )
 
 
-def records(session: Session, principal: str, keys: list[str]) -> dict[str, Row[Any]]:
+def records(
+    session: Session, principal: str, keys: list[str], *, sandbox: bool
+) -> dict[str, Row[Any]]:
     """The stored records of these keys (those that have one), by key, in one query."""
     if not keys:
         return {}
     table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
     rows = session.connection().execute(
         select(table.c.key, table.c.operation, table.c.fingerprint, table.c.result).where(
-            table.c.principal == principal, table.c.key.in_(keys)
+            table.c.principal == principal,
+            table.c.sandbox == sandbox,
+            table.c.key.in_(keys),
         )
     )
     return {row.key: row for row in rows}

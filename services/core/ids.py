@@ -3,12 +3,14 @@
 Time ordering keeps B-tree inserts local and makes ids usable as stable cursors. Ids
 made by one process in the same millisecond still sort in creation order (the random
 part is incremented, as monotonic ULIDs do), so histories written in one transaction
-keep their order.
+keep their order. That makes an id predictable from its neighbours: anything that grants
+access by itself gets an `unguessable_id` instead.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 
@@ -20,6 +22,12 @@ _PAIR_SHIFTS = range(120, -1, -10)
 _RANDOM_BITS = 80
 _lock = threading.Lock()
 _last = (0, 0)  # (millisecond, random part) of the last id made here
+
+
+def unguessable_id(prefix: str) -> str:
+    """A handle that grants access by itself (a recipient's tracking link): the prefix
+    and 128 random bits, unrelated to any id or to any other handle."""
+    return f"{prefix}_{secrets.token_urlsafe(16)}"
 
 
 def new_id(prefix: str) -> str:

@@ -18,7 +18,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LASTMILE_", extra="ignore")
 
     var_dir: Path = Path("var")
-    database_url: str = ""  # empty: SQLite under var_dir
+    # The platform's connection (jobs, CLI, operators, the token endpoint, tracking
+    # pages). Empty: SQLite under var_dir.
+    database_url: str = ""
+    # On PostgreSQL, the role merchants' requests run as (row-level security confines it
+    # to each request's tenant and mode) and the role that owns the tables and runs
+    # migrations. Empty: database_url (right for SQLite only; see services.core.db).
+    merchant_database_url: str = ""
+    migration_database_url: str = ""
     broker_url: str = ""  # empty: a SQLite-backed broker under var_dir
     # Public base URL of the API: the `iss` of tokens and the base of RFC 8414 metadata.
     issuer: str = "http://127.0.0.1:8000"
@@ -37,6 +44,10 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
+    # The largest request body (and WebSocket message) the API reads, in bytes.
+    max_request_bytes: int = 1024 * 1024
+    # Subscriptions one merchant (tenant and mode) may hold open on one API process.
+    subscriptions_per_merchant: int = 20
     # Redis holding the cost buckets, so that every API process drains the same budget.
     # Empty: each API process keeps its own buckets in memory (right for one process).
     redis_url: str = ""
@@ -54,11 +65,31 @@ class Settings(BaseSettings):
     # Let webhooks go to private, loopback and link-local addresses: for development,
     # whose receivers run on localhost. Off, only public addresses get webhooks.
     webhook_private_targets: bool = False
+    # Public tracking-link lookups per client address ("<count>/<second|minute|hour>",
+    # the `limits` library's notation).
+    tracking_rate_limit: str = "60/minute"
+    # Several schedulers may run; the one holding this database lease acts, and a
+    # standby takes over this long after the holder last renewed (services.core.leader).
+    scheduler_lease_seconds: float = 30.0
+    # Logs: one JSON object a line ("json") or lines for a person ("console").
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+    # A worker serves its processes' Prometheus metrics on this port (0: not served).
+    worker_metrics_port: int = 0
+    # Traces (OpenTelemetry): "none", "otlp" (to OTEL_EXPORTER_OTLP_ENDPOINT, the
+    # standard variables) or "console" (stderr, for a look).
+    tracing: Literal["none", "otlp", "console"] = "none"
 
     def resolved_database_url(self) -> str:
         return normalize_database_url(
             self.database_url or f"sqlite:///{(self.var_dir / 'lastmile.db').resolve()}"
         )
+
+    def resolved_merchant_database_url(self) -> str:
+        return normalize_database_url(self.merchant_database_url or self.resolved_database_url())
+
+    def resolved_migration_database_url(self) -> str:
+        return normalize_database_url(self.migration_database_url or self.resolved_database_url())
 
     def resolved_broker_url(self) -> str:
         return self.broker_url or f"sqla+sqlite:///{(self.var_dir / 'broker.db').resolve()}"

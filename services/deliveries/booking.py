@@ -16,14 +16,15 @@ from typing import Any
 from sqlalchemy import Table
 from sqlmodel import Session, select
 
-from services.core import idempotency
-from services.core.db import insert_rows
+from services.core import idempotency, logs, metrics
+from services.core.db import insert_rows, on_commit
 from services.core.errors import UserErrorCode, UserErrors
-from services.core.ids import new_id
+from services.core.ids import new_id, unguessable_id
 from services.core.meters import Usage, booking_usage
 from services.core.models import Delivery, DeliveryEvent, DeliveryStatus, Quote, ServiceArea
 from services.core.money import currency_for, from_minor
 from services.core.outbox import emit_all
+from services.core.principal import Merchant
 from services.core.usage import record_usage
 from services.deliveries import repository
 from services.deliveries.validation import (
@@ -41,6 +42,7 @@ _OP = "bookDelivery"
 # json.dumps(sort_keys=True, default=str), without building an encoder per call.
 _FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, default=str)
 _DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+logger = logs.get_logger(__name__)
 _DELIVERY_EVENT: Table = DeliveryEvent.__table__  # type: ignore[attr-defined]
 
 
@@ -132,11 +134,13 @@ def book_many(
             for key, owner in owners.items()
             if owner.delivery is not None
         },
+        sandbox=sandbox,
     )
     earlier = idempotency.records(
         session,
         tenant_id,
         sorted({b.request.idempotency_key for b in bookings if b.request.idempotency_key} - won),
+        sandbox=sandbox,
     )
     replayed = repository.by_ids(
         session,
@@ -182,6 +186,7 @@ def _check(
                 request.parcel.weight_grams,
                 request.time_window,
                 now,
+                sandbox,
             )
     except UserErrors as rejected:
         booking.rejected = rejected
@@ -192,7 +197,7 @@ def _check(
         tenant_id=tenant_id,
         reference=request.reference,
         sandbox=sandbox,
-        tracking_token=new_id("trk"),
+        tracking_token=unguessable_id("trk"),
         attempt=1,
         status=DeliveryStatus.BOOKED,
         area_id=area.id,
@@ -218,6 +223,7 @@ def _check(
         unplanned_reason=None,
         created_at=now,
         updated_at=now,
+        request_id=logs.request_id(),
     )
     booking.delivery = Delivery.model_construct(**booking.row)
     return booking
@@ -282,6 +288,10 @@ def _write(
         return
     rows = [booking.row for booking in bookings if booking.row is not None]
     insert_rows(session, _DELIVERY, rows)
+    mode = "sandbox" if sandbox else "live"
+    on_commit(session, lambda: metrics.BOOKINGS.labels(mode).inc(len(rows)))
+    for row in rows:
+        logger.info("delivery booked", delivery_id=row["id"], tenant_id=tenant_id, mode=mode)
     insert_rows(
         session,
         _DELIVERY_EVENT,
@@ -289,6 +299,7 @@ def _write(
             {
                 "id": new_id("dev"),
                 "tenant_id": tenant_id,
+                "sandbox": sandbox,
                 "delivery_id": row["id"],
                 "status": DeliveryStatus.BOOKED,
                 "at": now,
@@ -310,13 +321,14 @@ def _write(
                 for event in _booking_usage(booking.row, booking.area, booking.quote)
             ],
         )
+    owner = Merchant(tenant_id, sandbox)
     emit_all(
         session,
         [
             (
                 "delivery.booked",
                 {"delivery_id": row["id"], "reference": row["reference"], "status": "BOOKED"},
-                tenant_id,
+                owner,
             )
             for row in rows
         ],
@@ -333,10 +345,14 @@ def _check_quote(
     weight_grams: int,
     window: tuple[datetime, datetime] | None,
     now: datetime,
+    sandbox: bool,
 ) -> Quote:
-    """The quote a booking may use, locked; UserErrors when it does not fit the booking."""
+    """The quote a booking may use, locked; UserErrors when it does not fit the booking
+    (another mode's quote is as absent as a missing one)."""
     quote = session.exec(
-        select(Quote).where(Quote.id == quote_id, Quote.tenant_id == tenant_id).with_for_update()
+        select(Quote)
+        .where(Quote.id == quote_id, Quote.tenant_id == tenant_id, Quote.sandbox == sandbox)
+        .with_for_update()
     ).first()
     if quote is None:
         raise UserErrors.one(("quoteId",), f"No quote {quote_id!r}.", UserErrorCode.NOT_FOUND)

@@ -28,9 +28,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select, update
 
-from services.core import areas, idempotency
+from services.core import areas, idempotency, logs
 from services.core.errors import UserError, UserErrorCode, UserErrors
 from services.core.meters import (
     Usage,
@@ -49,12 +49,14 @@ from services.core.models import (
     Stop,
 )
 from services.core.outbox import emit, emit_all
+from services.core.principal import Merchant
 from services.core.usage import record_usage
 from services.deliveries import repository, validation
 
 MAX_ATTEMPTS = 3
 
 S = DeliveryStatus
+logger = logs.get_logger(__name__)
 # The statuses each target status may be reached from.
 ALLOWED_FROM: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     S.CANCELLED: frozenset({S.BOOKED, S.PLANNED}),
@@ -95,13 +97,12 @@ class Actor:
     """Who asks for a change through the API.
 
     A merchant acts on its tenant's deliveries of its own mode (live or sandbox); the
-    operator (`tenant_id` None, `sandbox` None) on every delivery. Idempotency keys
-    belong to `principal`.
+    operator (`merchant` None) on every delivery. Idempotency keys belong to `principal`,
+    in the merchant's mode.
     """
 
     principal: str
-    tenant_id: str | None
-    sandbox: bool | None
+    merchant: Merchant | None
 
 
 Change = Callable[[Session, Delivery, datetime], Delivery]
@@ -127,8 +128,9 @@ def change(
     with session.begin_nested():
         if idempotency_key is not None:
             digest = idempotency.fingerprint(operation, request)
+            sandbox = actor.merchant is not None and actor.merchant.sandbox
             earlier = idempotency.replay(
-                session, actor.principal, idempotency_key, operation, digest
+                session, actor.principal, idempotency_key, operation, digest, sandbox=sandbox
             ) or idempotency.claim(
                 session,
                 actor.principal,
@@ -136,13 +138,14 @@ def change(
                 operation,
                 digest,
                 {"delivery_id": delivery_id},
+                sandbox=sandbox,
             )
             if earlier is not None:
-                replayed = repository.get(session, actor.tenant_id, earlier["delivery_id"])
+                replayed = repository.get(session, actor.merchant, earlier["delivery_id"])
                 if replayed is None:
                     raise not_found(earlier["delivery_id"])
                 return replayed
-        delivery = repository.lock(session, actor.tenant_id, delivery_id, actor.sandbox)
+        delivery = repository.lock(session, actor.merchant, delivery_id)
         if delivery is None:
             raise not_found(delivery_id)
         return action(session, delivery, now)
@@ -150,7 +153,7 @@ def change(
 
 def require_sandbox(actor: Actor) -> None:
     """Simulation is for test-mode credentials only."""
-    if not actor.sandbox:
+    if actor.merchant is None or not actor.merchant.sandbox:
         raise UserErrors.one(
             ("id",),
             "Simulation needs sandbox (test-mode) credentials.",
@@ -164,6 +167,7 @@ def not_found(delivery_id: str) -> UserErrors:
 
 
 def cancel(session: Session, delivery: Delivery, now: datetime, reason: str | None) -> Delivery:
+    validation.check_lengths({("reason",): reason})
     was = _require(delivery, S.CANCELLED)
     leave_route(session, delivery)
     if was == S.PLANNED and not delivery.sandbox:
@@ -213,7 +217,7 @@ def update_recipient(
     delivery.recipient_email = recipient.email
     delivery.updated_at = now
     session.add(delivery)
-    emit(session, "delivery.updated", _payload(delivery), delivery.tenant_id)
+    emit(session, "delivery.updated", _payload(delivery), _owner(delivery))
     return delivery
 
 
@@ -226,6 +230,13 @@ def deliver(
     session: Session, delivery: Delivery, now: datetime, proof: Proof, at: Location | None
 ) -> Delivery:
     _require(delivery, S.DELIVERED)
+    validation.check_lengths(
+        {
+            ("proof", "signatureName"): proof.signature_name,
+            ("proof", "photoReference"): proof.photo_reference,
+            ("proof", "pin"): proof.pin,
+        }
+    )
     if not any(asdict(proof).values()):
         raise UserErrors(
             [
@@ -249,6 +260,7 @@ def fail(
 ) -> Delivery:
     """Record a failed attempt; re-attempt the next delivery day unless attempts are used up."""
     _require(delivery, S.FAILED)
+    validation.check_lengths({("note",): note})
     _move(session, delivery, S.FAILED, now, location=at, reason=reason, detail=note)
     if delivery.attempt >= MAX_ATTEMPTS:
         return delivery  # goes back to the depot: RETURNED when it arrives
@@ -302,7 +314,8 @@ def plan_stops(
     """`plan` for several stops of one route: (delivery, stop number, ETA, km share)
     each, with their usage recorded in one go (a plan run writes thousands)."""
     usage = []
-    events: list[tuple[str, dict[str, Any], str | None]] = []
+    events: list[tuple[str, dict[str, Any], Merchant | None]] = []
+    request_ids: list[str | None] = []
     for delivery, number, eta, km_share in stops:
         session.add(
             Stop(
@@ -319,18 +332,18 @@ def plan_stops(
         delivery.eta = eta
         delivery.unplanned_reason = None
         delivery.updated_at = now
-        session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}, stop {number}"))
+        session.add(_event(delivery, S.PLANNED, now, detail=f"route {route.id}"))
         if not delivery.sandbox:
             km = km_share.quantize(Decimal("0.001"))
             usage.append(route_km_usage(delivery.id, delivery.tenant_id, km, now, area_code))
-        planned = {
-            "delivery_id": delivery.id,
-            "route_id": route.id,
-            "stop_number": number,
-            "eta": eta.isoformat(),
-        }
-        events.append(("delivery.planned", planned, delivery.tenant_id))
-    emit_all(session, events)
+        # No stop number: it counts other merchants' stops (GraphQL gives the merchant
+        # its own order, `route { stopNumber }`).
+        planned = {"delivery_id": delivery.id, "route_id": route.id, "eta": eta.isoformat()}
+        events.append(("delivery.planned", planned, _owner(delivery)))
+        request_ids.append(delivery.request_id)  # the booking's, on what follows it
+        with logs.bound(request_id=delivery.request_id):
+            logger.info("delivery planned", delivery_id=delivery.id, route_id=route.id, stop=number)
+    emit_all(session, events, request_ids)
     if usage:
         record_usage(session, usage)
 
@@ -353,11 +366,10 @@ def move_stop(
         {
             "delivery_id": delivery.id,
             "route_id": stop.route_id,
-            "stop_number": number,
             "eta": eta.isoformat(),
             "previous_eta": previous.isoformat(),
         },
-        delivery.tenant_id,
+        _owner(delivery),
     )
 
 
@@ -398,17 +410,23 @@ def _invalid(delivery: Delivery, action: str) -> UserErrors:
 
 
 def leave_route(session: Session, delivery: Delivery) -> None:
-    """Take a planned delivery off its route (the van's other stops keep their numbers)."""
+    """Take a planned delivery off its route (the van's other stops keep their numbers).
+
+    The route is counted down before the stop goes: a merchant's transaction sees (and
+    may change) a route only while one of its stops rides it.
+    """
     if delivery.route_id is None:
         return
+    session.execute(
+        update(Route)
+        .where(col(Route.id) == delivery.route_id)
+        .values(stop_count=col(Route.stop_count) - 1)
+    )
     stop = session.exec(
         select(Stop).where(Stop.delivery_id == delivery.id, Stop.route_id == delivery.route_id)
     ).first()
     if stop is not None:
         session.delete(stop)
-    route = session.get(Route, delivery.route_id, with_for_update=True)
-    if route is not None:
-        route.stop_count -= 1
     delivery.route_id = None
     delivery.stop_number = None
     delivery.eta = None
@@ -438,7 +456,7 @@ def _move(
         session,
         topic or f"delivery.{status.lower()}",
         {**_payload(delivery), **({"reason": reason} if reason else {})},
-        delivery.tenant_id,
+        _owner(delivery),
     )
     return delivery
 
@@ -467,6 +485,7 @@ def _event(
 ) -> DeliveryEvent:
     return DeliveryEvent(
         tenant_id=delivery.tenant_id,
+        sandbox=delivery.sandbox,
         delivery_id=delivery.id,
         status=status,
         at=now,
@@ -476,6 +495,11 @@ def _event(
         lng=location.lng if location else None,
         proof=proof,
     )
+
+
+def _owner(delivery: Delivery) -> Merchant:
+    """Whose events a delivery's are: its merchant's, in its mode."""
+    return Merchant(delivery.tenant_id, delivery.sandbox)
 
 
 def _payload(delivery: Delivery) -> dict[str, Any]:

@@ -13,9 +13,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import tuple_
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from services.core.models import Delivery, DeliveryStatus
+from services.core.principal import Merchant
+from services.deliveries.repository import owned
 
 
 class SortKey(StrEnum):
@@ -50,16 +52,16 @@ def position(delivery: Delivery, sort: SortKey) -> list[str]:
 
 def page(
     session: Session,
-    tenant_id: str,
+    merchant: Merchant,
     filters: Filters,
     sort: SortKey,
     reverse: bool,
     size: int,
     after: list[str] | None,
 ) -> tuple[list[Delivery], bool]:
-    """One page of the tenant's deliveries after `after`, and whether more follow."""
+    """One page of the merchant's deliveries after `after`, and whether more follow."""
     columns = _COLUMNS[sort]
-    statement = select(Delivery).where(Delivery.tenant_id == tenant_id)
+    statement = owned(merchant)
     if filters.statuses:
         statement = statement.where(col(Delivery.status).in_(filters.statuses))
     if filters.day is not None:

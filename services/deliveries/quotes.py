@@ -57,6 +57,7 @@ def create_quote(
     request: QuoteRequest,
     now: datetime,
     price_of: Pricer,
+    sandbox: bool = False,
     live_plan: LivePlan | None = None,
 ) -> Quote:
     """Quote a delivery: billing's price, and the windows open for it. Once the day's
@@ -72,6 +73,7 @@ def create_quote(
             windows = servable
     quote = Quote(
         tenant_id=tenant_id,
+        sandbox=sandbox,
         area_id=area.id,
         date=day,
         dropoff_lat=request.dropoff.lat,

@@ -23,6 +23,20 @@ BOOKING_HORIZON_DAYS = 60
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,20}$")
 MAX_REFERENCE_LENGTH = 128
+# Length caps of the other texts a merchant stores, in characters.
+MAX_TEXT = {
+    ("recipient", "name"): 200,
+    ("recipient", "email"): 254,  # RFC 5321's longest path
+    ("dropoff", "line1"): 200,
+    ("dropoff", "city"): 100,
+    ("dropoff", "postalCode"): 20,
+    ("dropoff", "country"): 100,
+    ("reason",): 500,  # why a delivery was cancelled
+    ("note",): 1000,  # a driver's note on a failed attempt
+    ("proof", "signatureName"): 200,
+    ("proof", "photoReference"): 500,
+    ("proof", "pin"): 32,
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,20 @@ class Problems:
     def raise_any(self) -> None:
         if self.errors:
             raise UserErrors(self.errors)
+
+    def check_length(self, field: tuple[str, ...], value: str | None) -> None:
+        """Reject `value` (TOO_LONG) if it is longer than MAX_TEXT allows for `field`."""
+        limit = MAX_TEXT[field]
+        if value is not None and len(value) > limit:
+            self.reject(field, f"At most {limit} characters.", UserErrorCode.TOO_LONG)
+
+
+def check_lengths(fields: dict[tuple[str, ...], str | None]) -> None:
+    """UserErrors (TOO_LONG) for every text longer than MAX_TEXT allows."""
+    problems = Problems()
+    for field, value in fields.items():
+        problems.check_length(field, value)
+    problems.raise_any()
 
 
 def validate_shipment(
@@ -117,6 +145,13 @@ def check_place(
 ) -> ServiceArea | None:
     """The parcel, the drop-off and its area; None when the area does not exist."""
     _check_parcel(parcel, problems)
+    for field, value in (
+        (("dropoff", "line1"), dropoff.line1),
+        (("dropoff", "city"), dropoff.city),
+        (("dropoff", "postalCode"), dropoff.postal_code),
+        (("dropoff", "country"), dropoff.country),
+    ):
+        problems.check_length(field, value)
     if not (-90 <= dropoff.lat <= 90 and -180 <= dropoff.lng <= 180):
         problems.reject(("dropoff",), "Coordinates are not on Earth.", UserErrorCode.INVALID)
         dropoff = Dropoff(lat=0.0, lng=0.0)
@@ -193,7 +228,10 @@ def check_contact(recipient: Recipient, problems: Problems) -> None:
         problems.reject(
             ("recipient", "name"), "Recipient name must not be blank.", UserErrorCode.REQUIRED
         )
-    if recipient.email is not None and not _EMAIL.match(recipient.email):
+    problems.check_length(("recipient", "name"), recipient.name)
+    if recipient.email is not None and len(recipient.email) > MAX_TEXT[("recipient", "email")]:
+        problems.check_length(("recipient", "email"), recipient.email)
+    elif recipient.email is not None and not _EMAIL.match(recipient.email):
         problems.reject(("recipient", "email"), "Not an email address.", UserErrorCode.INVALID)
     if recipient.phone is not None and not _PHONE.match(recipient.phone):
         problems.reject(("recipient", "phone"), "Not a phone number.", UserErrorCode.INVALID)

@@ -201,3 +201,19 @@ def plan_run_exists(session: Session, area_id: str, day: date, trigger: str) -> 
         )
     ).first()
     return found is not None
+
+
+def last_waves(session: Session) -> list[tuple[str, PlanRun | None]]:
+    """Each service area's code and its most recent wave's plan run (None: no wave yet)."""
+    return [
+        (
+            area.code,
+            session.exec(
+                select(PlanRun)
+                .where(PlanRun.area_id == area.id, col(PlanRun.trigger).startswith("wave"))
+                .order_by(col(PlanRun.requested_at).desc(), col(PlanRun.id).desc())
+                .limit(1)
+            ).first(),
+        )
+        for area in session.exec(select(ServiceArea).order_by(col(ServiceArea.code))).all()
+    ]

@@ -20,7 +20,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session
 
-from services.core import areas
+from services.core import areas, logs, metrics
 from services.core.db import transaction, utcnow
 from services.core.errors import UserErrorCode, UserErrors
 from services.core.models import PlanRun, PlanRunStatus
@@ -32,6 +32,8 @@ from services.planner.mapping import MILLI
 from services.planner.plan_input import load_plan_input
 from services.planner.solver import solve
 from services.planner.write import write_solution
+
+logger = logs.get_logger(__name__)
 
 
 class PlanError(Exception):
@@ -167,7 +169,30 @@ def execute(
             run = failed
     if on_progress:
         on_progress(run)
+    _observe(run, clock.monotonic() - began)
     return run
+
+
+def _observe(run: PlanRun, seconds: float) -> None:
+    trigger = run.trigger.split()[0]  # "wave 18:00" is a wave: bounded labels
+    metrics.PLAN_RUNS.labels(trigger, run.status.value).inc()
+    metrics.PLAN_RUN_DURATION.labels(trigger).observe(seconds)
+    if run.status == PlanRunStatus.DONE:
+        metrics.PLAN_RUN_COST.labels(run.area_id).set(run.cost_minor)
+        metrics.PLAN_RUN_UNASSIGNED.labels(run.area_id).set(run.deliveries_unplanned)
+    logger.info(
+        "plan run finished",
+        plan_run_id=run.id,
+        area_id=run.area_id,
+        date=run.date.isoformat(),
+        trigger=run.trigger,
+        status=run.status.value,
+        planned=run.deliveries_planned,
+        unplanned=run.deliveries_unplanned,
+        cost_minor=run.cost_minor,
+        seconds=round(seconds, 3),
+        error=run.error,
+    )
 
 
 # The solver always gets at least this long, however little of the budget is left: its

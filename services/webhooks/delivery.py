@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlmodel import Session, col, select, update
 
+from services.core import logs, metrics
 from services.core.db import transaction, utcnow
 from services.core.models import (
     WebhookAttempt,
@@ -65,6 +66,7 @@ RESPONSE_EXCERPT_BYTES = 1024
 DISABLE_AFTER_FAILURES = len(RETRY_SCHEDULE) + 1
 DISABLE_AFTER = timedelta(days=3)
 USER_AGENT = "Lastmile-Webhooks/1.0"
+logger = logs.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,12 @@ class _Request:
     message_id: str
     endpoint_id: str
     tenant_id: str
+    sandbox: bool
     url: str
     body: bytes
     headers: dict[str, str]
     at: datetime
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,11 +114,27 @@ def deliver(
     if request is None:
         return Outcome(status=None)
     if http is None:
-        with httpx.Client(timeout=REQUEST_TIMEOUT_SECONDS, follow_redirects=False) as client:
+        with httpx.Client(
+            transport=targets.GuardedTransport(),
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            follow_redirects=False,
+        ) as client:
             response = _send(client, request)
     else:
         response = _send(http, request)
-    return _record(request, response, clock(), rng or random.Random())
+    outcome = _record(request, response, clock(), rng or random.Random())
+    label = outcome.status.value.lower() if outcome.status else "none"
+    metrics.WEBHOOK_ATTEMPTS.labels(label).inc()
+    with logs.bound(request_id=request.request_id):
+        logger.info(
+            "webhook attempt",
+            message_id=request.message_id,
+            endpoint_id=request.endpoint_id,
+            http_status=response.status_code,
+            outcome=label,
+            ms=response.duration_ms,
+        )
+    return outcome
 
 
 def retry_delay(attempt_count: int, rng: random.Random) -> timedelta | None:
@@ -176,6 +196,7 @@ def _claim(message_id: str, now: datetime) -> _Request | None:
             message_id=message.id,
             endpoint_id=endpoint.id,
             tenant_id=message.tenant_id,
+            sandbox=message.sandbox,
             url=endpoint.url,
             body=body,
             headers={
@@ -188,13 +209,12 @@ def _claim(message_id: str, now: datetime) -> _Request | None:
                 ),
             },
             at=now,
+            request_id=message.request_id,
         )
 
 
 def _send(client: httpx.Client, request: _Request) -> _Response:
     started = time.monotonic()
-    if refusal := targets.delivery_refusal(request.url):
-        return _Response(None, None, f"Not sent: {refusal}", _since(started))
     try:
         with client.stream(
             "POST", request.url, content=request.body, headers=request.headers
@@ -207,7 +227,10 @@ def _send(client: httpx.Client, request: _Request) -> _Response:
             text = excerpt[:RESPONSE_EXCERPT_BYTES].decode("utf-8", errors="replace")
             return _Response(response.status_code, text or None, None, _since(started))
     except httpx.HTTPError as error:
-        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if str(error).startswith(targets.NOT_SENT):  # the guard refused the address
+            message = str(error)
+        else:
+            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         return _Response(None, None, message, _since(started))
 
 
@@ -220,6 +243,7 @@ def _record(request: _Request, response: _Response, now: datetime, rng: random.R
         session.add(
             WebhookAttempt(
                 tenant_id=request.tenant_id,
+                sandbox=request.sandbox,
                 message_id=request.message_id,
                 endpoint_id=request.endpoint_id,
                 at=request.at,

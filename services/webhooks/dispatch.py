@@ -27,12 +27,15 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
+from services.core import logs
 from services.core.celery_app import celery_app
 from services.core.models import OutboxEvent, WebhookEndpoint, WebhookMessage
 from services.core.outbox import WROTE_EVENTS
+from services.core.principal import LIVE, SANDBOX, Merchant
 from services.webhooks.events import is_known
 
 logger = logging.getLogger(__name__)
+events_log = logs.get_logger(__name__)
 
 BATCH_SIZE = 200
 _DELIVER = "webhooks.deliver_after_commit"
@@ -58,40 +61,52 @@ def dispatch_batch(session: Session, now: datetime, limit: int = BATCH_SIZE) -> 
         .with_for_update(skip_locked=True)
     ).all()
     result = Dispatched(events=len(rows))
-    subscribers: dict[str, list[WebhookEndpoint]] = {}
+    subscribers: dict[Merchant, list[WebhookEndpoint]] = {}
     for row in rows:
         row.dispatched_at = now
         session.add(row)
         if row.tenant_id is None or not is_known(row.topic):
             continue
+        sent = len(result.message_ids)
         if _names_another_tenant(row.payload, row.tenant_id):
             logger.error("Outbox event %s names another tenant; not sent to merchants.", row.id)
             continue
-        if row.tenant_id not in subscribers:
-            subscribers[row.tenant_id] = _enabled_endpoints(session, row.tenant_id)
-        for endpoint in subscribers[row.tenant_id]:
+        owner = Merchant(row.tenant_id, row.sandbox)
+        if owner not in subscribers:
+            subscribers[owner] = _enabled_endpoints(session, owner)
+        for endpoint in subscribers[owner]:
             if row.topic not in endpoint.event_types:
                 continue
             message = WebhookMessage(
                 tenant_id=row.tenant_id,
+                sandbox=row.sandbox,
                 endpoint_id=endpoint.id,
                 event_id=row.id,
                 event_type=row.topic,
                 payload=envelope(row),
                 next_attempt_at=now,
                 created_at=now,
+                request_id=row.request_id,
             )
             session.add(message)
             result.message_ids.append(message.id)
+        with logs.bound(request_id=row.request_id):
+            events_log.info(
+                "outbox event dispatched",
+                event_id=row.id,
+                topic=row.topic,
+                messages=len(result.message_ids) - sent,
+            )
     deliver_after_commit(session, result.message_ids)
     return result
 
 
 def envelope(row: OutboxEvent) -> dict[str, Any]:
-    """What the merchant receives: the event's id, type, time and its own data."""
+    """What the merchant receives: the event's id, type, time, mode and its own data."""
     return {
         "id": row.id,
         "type": row.topic,
+        "mode": SANDBOX if row.sandbox else LIVE,
         "created_at": row.created_at.isoformat(),
         "data": row.payload,
     }
@@ -102,11 +117,13 @@ def deliver_after_commit(session: Session, message_ids: Iterable[str]) -> None:
     session.info.setdefault(_DELIVER, []).extend(message_ids)
 
 
-def _enabled_endpoints(session: Session, tenant_id: str) -> list[WebhookEndpoint]:
+def _enabled_endpoints(session: Session, owner: Merchant) -> list[WebhookEndpoint]:
+    """The endpoints that receive the merchant's events of its mode."""
     return list(
         session.exec(
             select(WebhookEndpoint).where(
-                WebhookEndpoint.tenant_id == tenant_id,
+                WebhookEndpoint.tenant_id == owner.tenant_id,
+                WebhookEndpoint.sandbox == owner.sandbox,
                 col(WebhookEndpoint.enabled).is_(True),
                 col(WebhookEndpoint.deleted_at).is_(None),
             )

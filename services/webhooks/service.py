@@ -1,14 +1,16 @@
 """The rules around a merchant's webhook endpoints and messages, and the tenant-filtered queries.
 
-Every function takes the caller's tenant and only ever finds rows of that tenant, so
-another tenant's endpoint or message looks exactly like one that does not exist.
-Nothing here commits: the caller owns the transaction.
+Every function takes the caller (its tenant and mode) and only ever finds rows of that
+tenant in that mode, so another tenant's endpoint or message, and the other mode's,
+look exactly like one that does not exist. Nothing here commits: the caller owns the
+transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select, update
@@ -20,6 +22,7 @@ from services.core.models import (
     WebhookMessage,
     WebhookMessageStatus,
 )
+from services.core.principal import Merchant
 from services.webhooks import targets
 from services.webhooks.dispatch import deliver_after_commit
 from services.webhooks.events import EVENT_TYPES, is_known
@@ -34,14 +37,15 @@ OPEN_STATUSES = (WebhookMessageStatus.PENDING, WebhookMessageStatus.FAILED)
 
 
 def create_endpoint(
-    session: Session, tenant_id: str, url: str, event_types: Sequence[str], now: datetime
+    session: Session, merchant: Merchant, url: str, event_types: Sequence[str], now: datetime
 ) -> WebhookEndpoint:
     """A new, enabled endpoint with a fresh secret (the caller shows it to the merchant once)."""
     errors = _url_errors(url) + _event_type_errors(event_types)
     if errors:
         raise UserErrors(errors)
     endpoint = WebhookEndpoint(
-        tenant_id=tenant_id,
+        tenant_id=merchant.tenant_id,
+        sandbox=merchant.sandbox,
         url=url.strip(),
         event_types=_unique(event_types),
         secret=new_secret(),
@@ -55,14 +59,14 @@ def create_endpoint(
 
 def update_endpoint(
     session: Session,
-    tenant_id: str,
+    merchant: Merchant,
     endpoint_id: str,
     url: str | None,
     event_types: Sequence[str] | None,
     now: datetime,
 ) -> WebhookEndpoint:
     """Change where events go or which ones; messages already created keep their endpoint."""
-    endpoint = _require_endpoint(session, tenant_id, endpoint_id)
+    endpoint = _require_endpoint(session, merchant, endpoint_id)
     errors = (_url_errors(url) if url is not None else []) + (
         _event_type_errors(event_types) if event_types is not None else []
     )
@@ -77,9 +81,9 @@ def update_endpoint(
     return endpoint
 
 
-def delete_endpoint(session: Session, tenant_id: str, endpoint_id: str, now: datetime) -> None:
+def delete_endpoint(session: Session, merchant: Merchant, endpoint_id: str, now: datetime) -> None:
     """Stop sending to an endpoint for good; its delivery log is kept."""
-    endpoint = _require_endpoint(session, tenant_id, endpoint_id)
+    endpoint = _require_endpoint(session, merchant, endpoint_id)
     endpoint.deleted_at = now
     endpoint.enabled = False
     endpoint.disabled_reason = "Deleted."
@@ -90,10 +94,10 @@ def delete_endpoint(session: Session, tenant_id: str, endpoint_id: str, now: dat
 
 
 def enable_endpoint(
-    session: Session, tenant_id: str, endpoint_id: str, now: datetime
+    session: Session, merchant: Merchant, endpoint_id: str, now: datetime
 ) -> WebhookEndpoint:
     """Send again, with a clean failure record; messages given up on stay so until replayed."""
-    endpoint = _require_endpoint(session, tenant_id, endpoint_id)
+    endpoint = _require_endpoint(session, merchant, endpoint_id)
     endpoint.enabled = True
     endpoint.disabled_reason = None
     endpoint.disabled_at = None
@@ -105,9 +109,9 @@ def enable_endpoint(
 
 
 def disable_endpoint(
-    session: Session, tenant_id: str, endpoint_id: str, now: datetime
+    session: Session, merchant: Merchant, endpoint_id: str, now: datetime
 ) -> WebhookEndpoint:
-    endpoint = _require_endpoint(session, tenant_id, endpoint_id)
+    endpoint = _require_endpoint(session, merchant, endpoint_id)
     if endpoint.enabled:
         endpoint.enabled = False
         endpoint.disabled_reason = "Disabled through the API."
@@ -119,14 +123,14 @@ def disable_endpoint(
 
 
 def rotate_secret(
-    session: Session, tenant_id: str, endpoint_id: str, overlap: timedelta, now: datetime
+    session: Session, merchant: Merchant, endpoint_id: str, overlap: timedelta, now: datetime
 ) -> WebhookEndpoint:
     """A new secret; the current one keeps signing alongside it for `overlap`.
 
     Only one previous secret is kept: rotating again during an overlap retires the
     oldest secret at once.
     """
-    endpoint = _require_endpoint(session, tenant_id, endpoint_id)
+    endpoint = _require_endpoint(session, merchant, endpoint_id)
     if not timedelta(0) <= overlap <= MAX_OVERLAP:
         raise UserErrors(
             [
@@ -146,12 +150,12 @@ def rotate_secret(
 
 
 def replay_message(
-    session: Session, tenant_id: str, message_id: str, now: datetime
+    session: Session, merchant: Merchant, message_id: str, now: datetime
 ) -> WebhookMessage:
     """Send a message again now, with a fresh retry schedule; earlier attempts stay logged."""
     message = session.exec(
         select(WebhookMessage).where(
-            WebhookMessage.id == message_id, WebhookMessage.tenant_id == tenant_id
+            WebhookMessage.id == message_id, *_mine(WebhookMessage, merchant)
         )
     ).first()
     if message is None:
@@ -188,22 +192,22 @@ def abandon_open_messages(session: Session, endpoint_id: str) -> None:
     )
 
 
-def find_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+def find_endpoint(session: Session, merchant: Merchant, endpoint_id: str) -> WebhookEndpoint | None:
     return session.exec(
         select(WebhookEndpoint).where(
             WebhookEndpoint.id == endpoint_id,
-            WebhookEndpoint.tenant_id == tenant_id,
+            *_mine(WebhookEndpoint, merchant),
             col(WebhookEndpoint.deleted_at).is_(None),
         )
     ).first()
 
 
 def endpoints_page(
-    session: Session, tenant_id: str, after: str | None, size: int
+    session: Session, merchant: Merchant, after: str | None, size: int
 ) -> Sequence[WebhookEndpoint]:
     """Up to `size + 1` endpoints after the cursor id, oldest first (the extra one says more)."""
     statement = select(WebhookEndpoint).where(
-        WebhookEndpoint.tenant_id == tenant_id, col(WebhookEndpoint.deleted_at).is_(None)
+        *_mine(WebhookEndpoint, merchant), col(WebhookEndpoint.deleted_at).is_(None)
     )
     if after is not None:
         statement = statement.where(WebhookEndpoint.id > after)
@@ -212,14 +216,14 @@ def endpoints_page(
 
 def messages_page(
     session: Session,
-    tenant_id: str,
+    merchant: Merchant,
     endpoint_id: str | None,
     status: WebhookMessageStatus | None,
     before: str | None,
     size: int,
 ) -> Sequence[WebhookMessage]:
     """Up to `size + 1` messages, newest first, older than the cursor id."""
-    statement = select(WebhookMessage).where(WebhookMessage.tenant_id == tenant_id)
+    statement = select(WebhookMessage).where(*_mine(WebhookMessage, merchant))
     if endpoint_id is not None:
         statement = statement.where(WebhookMessage.endpoint_id == endpoint_id)
     if status is not None:
@@ -229,16 +233,23 @@ def messages_page(
     return session.exec(statement.order_by(col(WebhookMessage.id).desc()).limit(size + 1)).all()
 
 
-def attempts_of(session: Session, tenant_id: str, message_id: str) -> Sequence[WebhookAttempt]:
+def attempts_of(session: Session, merchant: Merchant, message_id: str) -> Sequence[WebhookAttempt]:
     return session.exec(
         select(WebhookAttempt)
-        .where(WebhookAttempt.tenant_id == tenant_id, WebhookAttempt.message_id == message_id)
+        .where(*_mine(WebhookAttempt, merchant), WebhookAttempt.message_id == message_id)
         .order_by(col(WebhookAttempt.at), col(WebhookAttempt.id))
     ).all()
 
 
-def _require_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = find_endpoint(session, tenant_id, endpoint_id)
+def _mine(
+    model: type[WebhookEndpoint] | type[WebhookMessage] | type[WebhookAttempt], merchant: Merchant
+) -> tuple[Any, ...]:
+    """The conditions that keep a query to the merchant's rows of its own mode."""
+    return (model.tenant_id == merchant.tenant_id, model.sandbox == merchant.sandbox)
+
+
+def _require_endpoint(session: Session, merchant: Merchant, endpoint_id: str) -> WebhookEndpoint:
+    endpoint = find_endpoint(session, merchant, endpoint_id)
     if endpoint is None:
         raise _not_found(("id",), "webhook endpoint")
     return endpoint
@@ -295,3 +306,18 @@ def _event_type_errors(event_types: Sequence[str]) -> list[UserError]:
 
 def _unique(event_types: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(event_types))
+
+
+def failing_endpoints(session: Session, limit: int = 50) -> Sequence[WebhookEndpoint]:
+    """Every merchant's endpoints that failed their last attempt or were disabled, the
+    longest failing first (for operators: `lastmile status`)."""
+    return session.exec(
+        select(WebhookEndpoint)
+        .where(
+            col(WebhookEndpoint.deleted_at).is_(None),
+            (col(WebhookEndpoint.consecutive_failures) > 0)
+            | col(WebhookEndpoint.enabled).is_(False),
+        )
+        .order_by(col(WebhookEndpoint.failing_since), col(WebhookEndpoint.id))
+        .limit(limit)
+    ).all()

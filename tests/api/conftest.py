@@ -19,3 +19,15 @@ def demo(db):
 @pytest.fixture
 def merchant_token(demo) -> str:
     return merchant_access_token(demo)
+
+
+@pytest.fixture
+def live(demo) -> str:
+    """The first demo merchant's live token."""
+    return merchant_access_token(demo)
+
+
+@pytest.fixture
+def sandbox(demo) -> str:
+    """The first demo merchant's sandbox (test-mode) token."""
+    return merchant_access_token(demo, sandbox=True)

@@ -30,6 +30,7 @@ from tests.factories import (
     BOOK_MANY,
     DELIVERIES,
     booking_input,
+    days_ahead,
     graphql,
     merchant_access_token,
     operator_access_token,
@@ -253,7 +254,7 @@ def test_a_big_bulk_booking_stores_what_single_bookings_store(client, demo):
 
 @pytest.mark.parametrize("count", [1, db.BULK_MIN_ROWS])
 def test_a_booking_is_six_statements_whatever_the_count(client, demo, engine, count):
-    """Set the transaction's tenant (row-level security), claim the keys, write
+    """Set the transaction's tenant and mode (row-level security), claim the keys, write
     deliveries, tracking events, usage (with the request's own api_requests event) and
     outbox events: one statement each, for 1 or 50 bookings."""
     if engine.dialect.name != "postgresql":
@@ -266,7 +267,7 @@ def test_a_booking_is_six_statements_whatever_the_count(client, demo, engine, co
     assert all(r["delivery"] for r in body["data"]["bookDeliveries"]["results"])
     verbs = [" ".join(statement.split()[:3]) for statement in sent]
     assert verbs == [
-        "SELECT set_config(%s, %s,",
+        "SELECT set_config('lastmile.tenant_id', %s,",
         "INSERT INTO idempotency_record",
         "INSERT INTO delivery",
         "INSERT INTO delivery_event",
@@ -398,7 +399,7 @@ def test_a_retry_replays_even_when_the_input_would_now_be_refused(demo):
         dropoff=validation.Dropoff(lat=40.7, lng=-74.0),
         recipient=validation.Recipient(name="Late Retrier"),
         parcel=validation.Parcel(weight_grams=500),
-        date=now.date() + timedelta(days=1),
+        date=days_ahead(1),
         idempotency_key="retry-later",
     )
     with transaction() as session:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from sqlmodel import select
@@ -12,6 +12,7 @@ from services.core.models import Delivery, DeliveryEvent, Stop, UsageEvent
 from tests.factories import (
     BOOK,
     DELIVERY,
+    DEMO_ZONE,
     booking_input,
     graphql,
     merchant_access_token,
@@ -210,8 +211,10 @@ def test_rescheduling_moves_a_planned_delivery_back_to_booked(client, merchant):
     delivery = _book(client, merchant)
     day = delivery_date(client, merchant, delivery["id"])
     _plan(day)
-    later = (date.fromisoformat(day) + timedelta(days=2)).isoformat()
-    window = {"start": f"{later}T14:00:00-05:00", "end": f"{later}T16:00:00-05:00"}
+    moved_to = date.fromisoformat(day) + timedelta(days=2)
+    later = moved_to.isoformat()
+    start = datetime.combine(moved_to, time(14), DEMO_ZONE)
+    window = {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
     moved = _result(
         graphql(
             client,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.factories import BOOK_MANY, booking_input, graphql
+from tests.factories import BOOK_MANY, booking_input, days_ahead, graphql
 
 LIST = """query($first: Int, $after: String, $status: [DeliveryStatus!], $date: Date,
   $reference: String, $sortKey: DeliverySortKey, $reverse: Boolean) {
@@ -29,9 +29,8 @@ def _all(client, token, **variables) -> list[dict]:
 
 
 def _book(client, token, demo) -> list[str]:
-    day = "2026-12-{:02d}"
     inputs = [
-        booking_input(reference, date=day.format(d))
+        booking_input(reference, date=days_ahead(d).isoformat())
         for reference, d in (("c", 3), ("a", 1), ("e", 2), ("b", 3), ("d", 1))
     ]
     body = graphql(client, token, BOOK_MANY, {"inputs": inputs})
@@ -55,7 +54,8 @@ def test_filters_narrow_the_list(client, demo, merchant_token):
     ids = _book(client, merchant_token, demo)
     graphql(client, merchant_token, CANCEL, {"id": ids[0]})
     assert [n["reference"] for n in _all(client, merchant_token, status=["CANCELLED"])] == ["c"]
-    assert [n["reference"] for n in _all(client, merchant_token, date="2026-12-01")] == ["a", "d"]
+    tomorrow = days_ahead(1).isoformat()
+    assert [n["reference"] for n in _all(client, merchant_token, date=tomorrow)] == ["a", "d"]
     assert [n["reference"] for n in _all(client, merchant_token, reference="e")] == ["e"]
 
 

@@ -196,3 +196,13 @@ def test_summary_shows_the_minimum_top_up_between_subtotal_and_total(
     events = write_events(tmp_path / "e.jsonl", evt("evt-1", "parcel_kg", "2.5"))
     rows = [line.split() for line in run(plan_file, events).stdout.splitlines()[-3:]]
     assert rows == [["subtotal", "0.25"], ["minimum_commitment", "1", "99.75"], ["total", "100.00"]]
+
+
+def test_a_plan_whose_minimum_is_null_has_no_minimum(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({**CONTRACT_PLAN, "minimum": None}))
+    result = run(plan, write_events(tmp_path / "e.jsonl", evt("evt-1", quantity="2")), "--json")
+    assert result.exit_code == 0, result.output
+    [invoice] = json.loads(result.stdout)["invoices"]
+    assert "minimum_commitment" not in [line["meter"] for line in invoice["lines"]]
+    assert invoice["total"] == "5.00"

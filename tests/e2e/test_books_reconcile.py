@@ -9,6 +9,7 @@ from services.billing.quoting import marginal_price
 from services.billing.reconciliation import reconcile
 from services.core.db import transaction, utcnow
 from services.core.models import Delivery
+from services.core.principal import Merchant
 from services.deliveries import booking, lifecycle, quotes, repository, validation
 from tests.factories import plan_demo_day
 
@@ -50,7 +51,7 @@ def test_the_books_reconcile_after_every_kind_of_delivery_life(db):
         day = session.get(Delivery, ids["delivered"]).date
     with transaction() as session:
         lifecycle.cancel(
-            session, repository.lock(session, tenant, ids["cancelled-early"]), now, None
+            session, repository.lock(session, Merchant(tenant), ids["cancelled-early"]), now, None
         )
     _plan(day)
 

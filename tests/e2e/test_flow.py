@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import func
 from sqlmodel import select
@@ -16,13 +15,13 @@ from tests.factories import (
     BOOK,
     DELIVERIES,
     DELIVERY,
+    DEMO_ZONE,
     INVOICE_PREVIEW,
     booking_input,
+    days_ahead,
     graphql,
     token,
 )
-
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 def _counts(engine) -> tuple[int, int, int]:
@@ -39,7 +38,10 @@ def test_two_merchants_book_share_routes_and_see_only_their_own(client, db):
     acme, bluebird = demo["merchants"]
     acme_token = token(client, acme["client_id"], acme["client_secret"])
     bluebird_token = token(client, bluebird["client_id"], bluebird["client_secret"])
-    tomorrow = (utcnow().astimezone(NEW_YORK) + timedelta(days=1)).date()
+    tomorrow = days_ahead(1)
+
+    def at(hour: int) -> str:  # an hour of tomorrow, New York time
+        return datetime.combine(tomorrow, time(hour), DEMO_ZONE).isoformat()
 
     # Each merchant books twelve deliveries for tomorrow, some with a two-hour window.
     booked: dict[str, list[str]] = {"acme": [], "bluebird": []}
@@ -47,7 +49,7 @@ def test_two_merchants_book_share_routes_and_see_only_their_own(client, db):
         for i in range(12):
             extra = {"idempotencyKey": f"{name}-{i}"}
             if i % 3 == 0:
-                start = datetime.combine(tomorrow, datetime.min.time(), NEW_YORK) + timedelta(
+                start = datetime.combine(tomorrow, datetime.min.time(), DEMO_ZONE) + timedelta(
                     hours=10 + i // 3
                 )
                 extra["timeWindow"] = {
@@ -86,17 +88,11 @@ def test_two_merchants_book_share_routes_and_see_only_their_own(client, db):
         "PARCEL_TOO_HEAVY": booking_input("bad-3", parcel={"weightGrams": 95_000}),
         "INVALID_TIME_WINDOW": booking_input(
             "bad-4",
-            timeWindow={
-                "start": f"{tomorrow}T15:00:00-05:00",
-                "end": f"{tomorrow}T14:00:00-05:00",
-            },
+            timeWindow={"start": at(15), "end": at(14)},
         ),
         "TIME_WINDOW_OUTSIDE_SERVICE_HOURS": booking_input(
             "bad-5",
-            timeWindow={
-                "start": f"{tomorrow}T05:00:00-05:00",
-                "end": f"{tomorrow}T07:00:00-05:00",
-            },
+            timeWindow={"start": at(5), "end": at(7)},
         ),
         "DATE_NOT_BOOKABLE": booking_input("bad-6", date="2020-01-01"),
         "REQUIRED": booking_input("   "),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -15,6 +15,7 @@ from services.core.db import transaction, utcnow
 from services.core.models import Delivery, DeliveryStatus, PlanRun, PlanRunStatus
 from services.deliveries import booking, validation
 from services.planner import runs, tasks
+from tests.factories import DEMO_ZONE, local_today
 from tests.planner import world
 
 
@@ -65,8 +66,9 @@ def test_a_queued_plan_run_is_executed_by_a_worker(worker):
 def test_a_wave_is_queued_once_after_its_cutoff(db):
     with transaction() as session:
         seed_demo(session, utcnow().date())
-    # 17:59 and 18:01 in New York (UTC-5 in November).
-    before_cutoff = datetime(2026, 11, 23, 22, 59, tzinfo=UTC)
+    # 17:59 and 18:01 today in New York: the wave plans tomorrow.
+    today = local_today()
+    before_cutoff = datetime(today.year, today.month, today.day, 17, 59, tzinfo=DEMO_ZONE)
     after_cutoff = before_cutoff + timedelta(minutes=2)
     with transaction() as session:
         assert tasks.due_waves(session, before_cutoff) == []
@@ -74,7 +76,7 @@ def test_a_wave_is_queued_once_after_its_cutoff(db):
         assert len(queued) == 1
         assert tasks.due_waves(session, after_cutoff + timedelta(minutes=5)) == []
         run = session.get(PlanRun, queued[0])
-        assert run.date.isoformat() == "2026-11-24"
+        assert run.date == today + timedelta(days=1)
         assert run.trigger == "wave 18:00"
 
 

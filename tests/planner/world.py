@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import select
@@ -26,9 +25,11 @@ from services.planner import runs
 from services.planner.cost_basis import CoalitionCosts, Pricer, Stops, VanRates, coalition_costs
 from services.planner.mapping import points
 from services.planner.matrix import matrix_for
+from tests.factories import DEMO_ZONE, days_ahead
 
-DAY = date(2031, 6, 10)  # far enough ahead that no route of it has left yet
-ZONE = ZoneInfo("America/New_York")
+# A week ahead, so no route of it has left yet (routes that departed are never reopened).
+ZONE = DEMO_ZONE
+DAY = days_ahead(7, ZONE)
 DEPOT = (40.73, -74.17)
 
 

@@ -31,6 +31,7 @@ from services.core.models import (
     WebhookMessageStatus,
 )
 from services.core.outbox import emit
+from services.core.principal import Merchant
 from services.core.settings import get_settings
 from services.webhooks import delivery, dispatch, service, targets, tasks
 from services.webhooks.signing import verify
@@ -80,13 +81,14 @@ def tenants(db) -> tuple[str, str]:
 def _endpoint(tenant_id: str, url: str, *event_types: str) -> WebhookEndpoint:
     with transaction() as session:
         return service.create_endpoint(
-            session, tenant_id, url, list(event_types) or ["delivery.booked"], START
+            session, Merchant(tenant_id), url, list(event_types) or ["delivery.booked"], START
         )
 
 
 def _emit(tenant_id: str | None, topic: str = "delivery.booked", **payload) -> str:
     with transaction() as session:
-        emit(session, topic, payload or {"delivery_id": "dlv_1", "status": "BOOKED"}, tenant_id)
+        owner = Merchant(tenant_id) if tenant_id else None
+        emit(session, topic, payload or {"delivery_id": "dlv_1", "status": "BOOKED"}, owner)
         session.flush()
         return session.exec(select(OutboxEvent.id).order_by(col(OutboxEvent.id).desc())).first()
 
@@ -124,7 +126,7 @@ def test_an_event_fans_out_only_to_its_tenants_subscribed_enabled_endpoints(tena
     _endpoint(bluebird, "https://bluebird.example/all", "delivery.booked")
     paused = _endpoint(acme, "https://acme.example/paused", "delivery.booked")
     with transaction() as session:
-        service.disable_endpoint(session, acme, paused.id, START)
+        service.disable_endpoint(session, Merchant(acme), paused.id, START)
 
     event_id = _emit(acme, delivery_id="dlv_acme", status="BOOKED")
     _emit(None, "route.planned", route_id="rte_1")  # a platform event: not for merchants
@@ -138,6 +140,7 @@ def test_an_event_fans_out_only_to_its_tenants_subscribed_enabled_endpoints(tena
     assert message.payload == {
         "id": event_id,
         "type": "delivery.booked",
+        "mode": "live",
         "created_at": message.payload["created_at"],
         "data": {"delivery_id": "dlv_acme", "status": "BOOKED"},
     }
@@ -240,15 +243,15 @@ def test_an_enabled_endpoint_gets_a_replayed_message_again(tenants, receiver):
     assert delivery.deliver(message_id).status == WebhookMessageStatus.DELIVERED
 
     with transaction() as session:
-        service.replay_message(session, acme, message_id, START)
+        service.replay_message(session, Merchant(acme), message_id, START)
     assert delivery.deliver(message_id).status == WebhookMessageStatus.DELIVERED
 
     assert len(_attempts(message_id)) == 2
     assert [h["webhook-id"] for h, _ in target.requests] == [message_id, message_id]
     with transaction() as session:
-        service.disable_endpoint(session, acme, endpoint.id, START)
+        service.disable_endpoint(session, Merchant(acme), endpoint.id, START)
     with pytest.raises(service.UserErrors) as rejected, transaction() as session:
-        service.replay_message(session, acme, message_id, START)
+        service.replay_message(session, Merchant(acme), message_id, START)
     assert rejected.value.errors[0].code == "WEBHOOK_ENDPOINT_DISABLED"
 
 
@@ -416,14 +419,74 @@ def test_a_delivery_to_a_private_address_is_refused_unsent(tenants, receiver, mo
 def test_registering_a_private_address_is_refused(tenants, guarded, url):
     acme, _ = tenants
     with pytest.raises(UserErrors) as refused, transaction() as session:
-        service.create_endpoint(session, acme, url, ["delivery.booked"], START)
+        service.create_endpoint(session, Merchant(acme), url, ["delivery.booked"], START)
     assert refused.value.errors[0].code == "INVALID_URL"
     assert "public addresses only" in refused.value.errors[0].message
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://2130706433/hooks",  # 127.0.0.1 as one number
+        "https://0x7f000001/hooks",
+        "https://127.1/hooks",
+        "https://0177.0.0.1/hooks",  # octal
+        "https://0/hooks",
+        "https://[64:ff9b::a9fe:a9fe]/hooks",  # NAT64 of 169.254.169.254
+        "https://[::ffff:10.0.0.1]/hooks",  # IPv4-mapped
+        "https://[2002:7f00:1::]/hooks",  # 6to4 of 127.0.0.1
+        "https://metadata.google.internal/computeMetadata/v1/",
+        "https://printer.local/hooks",
+        "https://api.localhost/hooks",
+        "https://intranet/hooks",  # one label: resolved by the platform's own search path
+    ],
+)
+def test_every_spelling_of_a_private_address_is_refused(tenants, guarded, url):
+    acme, _ = tenants
+    with pytest.raises(UserErrors) as refused, transaction() as session:
+        service.create_endpoint(session, Merchant(acme), url, ["delivery.booked"], START)
+    assert refused.value.errors[0].code == "INVALID_URL"
+
+
+def test_a_delivery_connects_to_the_address_it_checked(tenants, receiver, guarded, monkeypatch):
+    """DNS rebinding: the name resolves to a public address when checked and to this
+    machine a moment later. Resolving once and connecting to what was checked never
+    reaches this machine."""
+    acme, _ = tenants
+    hook = receiver()
+    port = int(hook.url.split(":")[2].split("/")[0])
+    answers = iter([("93.184.215.14", port), ("127.0.0.1", port)])
+    resolved: list[str] = []
+    connected: list[str] = []
+
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.create_connection
+
+    def rebinding(host, *args, **kwargs):
+        if host != "hooks.acme.example":  # the broker, say
+            return real_getaddrinfo(host, *args, **kwargs)
+        resolved.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", next(answers))]
+
+    def connect(address, *args, **kwargs):
+        if address[1] != port:
+            return real_connect(address, *args, **kwargs)
+        connected.append(address[0])
+        raise ConnectionRefusedError("not on this network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(socket, "create_connection", connect)
+    _endpoint(acme, f"https://hooks.acme.example:{port}/hooks")
+    _emit(acme)
+    (message_id,) = _dispatch()
+
+    assert delivery.deliver(message_id).status == WebhookMessageStatus.FAILED
+    assert (resolved, connected) == (["hooks.acme.example"], ["93.184.215.14"])
+    assert hook.requests == []
+
+
 def test_a_public_address_passes_the_guard(guarded):
     assert targets.literal_refusal("93.184.215.14") is None
-    assert targets.delivery_refusal("https://93.184.215.14/hooks") is None
+    assert targets.literal_refusal("hooks.acme.example") is None
 
 
 def test_history_past_its_retention_is_pruned_and_open_messages_never(tenants, receiver):

@@ -13,7 +13,8 @@ from strawberry.fastapi import BaseContext
 
 from services.api.auth import bearer_token
 from services.api.oauth.tokens import AccessToken
-from services.core.db import for_tenant, get_engine, utcnow
+from services.core.db import get_engine, merchant_session, utcnow
+from services.core.principal import Merchant
 
 
 @dataclass
@@ -32,9 +33,10 @@ class Context(BaseContext):
         """The request's session, opened on first use (in the thread that executes the
         operation); the RequestTransaction extension commits or rolls back, then closes it."""
         if self._session is None:
-            self._session = Session(get_engine(), expire_on_commit=False)
             if self.token.tenant_id is not None:
-                for_tenant(self._session, self.token.tenant_id)
+                self._session = merchant_session(self.merchant)
+            else:  # the operator acts on every tenant's rows
+                self._session = Session(get_engine(), expire_on_commit=False)
         return self._session
 
     def close_session(self) -> None:
@@ -48,6 +50,11 @@ class Context(BaseContext):
         if self.token.tenant_id is None:
             raise PermissionError("This operation needs a merchant token.")
         return self.token.tenant_id
+
+    @property
+    def merchant(self) -> Merchant:
+        """The caller's tenant in the mode of its credentials (live or sandbox)."""
+        return Merchant(self.tenant_id, self.token.sandbox)
 
 
 # Loading the GraphiQL page (a GET without a query) executes nothing, so needs no token.

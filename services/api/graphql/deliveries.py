@@ -74,7 +74,9 @@ class DeliveryRoute:
         description="The route's id; deliveries sharing it ride the same van that day."
     )
     stop_number: int = strawberry.field(
-        description="This delivery's position on the route (1 = first)."
+        description="This delivery's position among your own stops on the route (1 = the "
+        "first of yours). Routes are shared: other merchants' stops are neither counted nor "
+        "shown."
     )
 
 
@@ -185,12 +187,11 @@ class Delivery:
     _row: strawberry.Private[models.Delivery]
 
     @strawberry.field(description="The route it is planned on; null until planned.")
-    def route(self) -> DeliveryRoute | None:
-        if self._row.route_id is None or self._row.stop_number is None:
+    def route(self, info: strawberry.Info) -> DeliveryRoute | None:
+        number = repository.own_stop_number(context_of(info).session, self._row)
+        if self._row.route_id is None or number is None:
             return None
-        return DeliveryRoute(
-            id=strawberry.ID(self._row.route_id), stop_number=self._row.stop_number
-        )
+        return DeliveryRoute(id=strawberry.ID(self._row.route_id), stop_number=number)
 
     @strawberry.field(description="Tracking events, oldest first.")
     def events(self, info: strawberry.Info) -> list[TrackingEvent]:
@@ -252,24 +253,41 @@ class DropoffInput:
         description="Longitude in decimal degrees (WGS 84); must lie in the area's bounds."
     )
     line1: str | None = strawberry.field(
-        default=None, description="Street address, for the driver."
+        default=None,
+        description="Street address, for the driver; at most "
+        f"{validation.MAX_TEXT[('dropoff', 'line1')]} characters.",
     )
-    city: str | None = strawberry.field(default=None, description="City.")
-    postal_code: str | None = strawberry.field(default=None, description="Postal code.")
-    country: str | None = strawberry.field(default=None, description="Country.")
+    city: str | None = strawberry.field(
+        default=None,
+        description=f"City; at most {validation.MAX_TEXT[('dropoff', 'city')]} characters.",
+    )
+    postal_code: str | None = strawberry.field(
+        default=None,
+        description="Postal code; at most "
+        f"{validation.MAX_TEXT[('dropoff', 'postalCode')]} characters.",
+    )
+    country: str | None = strawberry.field(
+        default=None,
+        description=f"Country; at most {validation.MAX_TEXT[('dropoff', 'country')]} characters.",
+    )
 
 
 @plain_input
 @strawberry.input(description="Who receives the parcel.")
 class RecipientInput:
-    name: str = strawberry.field(description="The recipient's name; must not be blank.")
+    name: str = strawberry.field(
+        description="The recipient's name; not blank, at most "
+        f"{validation.MAX_TEXT[('recipient', 'name')]} characters."
+    )
     phone: str | None = strawberry.field(
         default=None,
         description="Phone number for the driver: an optional leading + and 6 to 20 "
         "digits, spaces or ( ) - . characters.",
     )
     email: str | None = strawberry.field(
-        default=None, description="E-mail address, e.g. name@example.com."
+        default=None,
+        description="E-mail address, e.g. name@example.com; at most "
+        f"{validation.MAX_TEXT[('recipient', 'email')]} characters.",
     )
 
 
@@ -417,7 +435,7 @@ class DeliveryQueries:
         id: Annotated[strawberry.ID, strawberry.argument(description="The delivery's id.")],
     ) -> Delivery | None:
         ctx = context_of(info)
-        row = repository.get(ctx.session, ctx.tenant_id, str(id))
+        row = repository.get(ctx.session, ctx.merchant, str(id))
         return Delivery.from_row(row) if row else None
 
     @strawberry.field(
@@ -465,7 +483,7 @@ class DeliveryQueries:
         order = listing.SortKey(sort_key)
         rows, more = listing.page(
             ctx.session,
-            ctx.tenant_id,
+            ctx.merchant,
             listing.Filters(statuses=tuple(status or ()), day=date, reference=reference),
             order,
             reverse,

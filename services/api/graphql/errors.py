@@ -23,8 +23,9 @@ UserErrorCode = describe_values(
         "INVALID": "A value is malformed or out of range (e.g. coordinates, a non-positive "
         "weight or side, an e-mail address, a phone number, an idempotency key that is not "
         f"1 to {idempotency.MAX_KEY_LENGTH} characters).",
-        "TOO_LONG": "A text is longer than allowed (a reference: 128 characters; a webhook "
-        f"URL: {webhooks.MAX_URL_LENGTH}).",
+        "TOO_LONG": "A text is longer than allowed (a reference: 128 characters; a "
+        "recipient's name or an address line: 200; a webhook URL: "
+        f"{webhooks.MAX_URL_LENGTH}; each input field says its cap).",
         "SERVICE_AREA_NOT_FOUND": "No service area has this code.",
         "OUTSIDE_SERVICE_AREA": "The drop-off lies outside the service area's bounds.",
         "DATE_NOT_BOOKABLE": "The delivery day is not between today and "

@@ -84,7 +84,9 @@ class CancelDeliveryInput:
     id: strawberry.ID = strawberry.field(description=_ID)
     reason: str | None = strawberry.field(
         default=None,
-        description="Why, in your words; shown as the CANCELLED event's `reason`.",
+        description="Why, in your words, at most "
+        f"{validation.MAX_TEXT[('reason',)]} characters; shown as the CANCELLED event's "
+        "`reason`.",
     )
     idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
 
@@ -135,7 +137,9 @@ class FailDeliveryAttemptInput:
         description="Why it failed; shown as the FAILED event's `reason`."
     )
     note: str | None = strawberry.field(
-        default=None, description="The driver's note; shown as the FAILED event's `detail`."
+        default=None,
+        description=f"The driver's note, at most {validation.MAX_TEXT[('note',)]} characters; "
+        "shown as the FAILED event's `detail`.",
     )
     location: LocationInput | None = strawberry.field(default=None, description=_LOCATION)
     idempotency_key: str | None = strawberry.field(default=None, description=_KEY)
@@ -198,12 +202,8 @@ def _apply(
 def _actor(ctx: Context, as_operator: bool) -> lifecycle.Actor:
     """The operator acts on every delivery; a merchant on its own, in its token's mode."""
     if as_operator:
-        return lifecycle.Actor(
-            principal=f"client:{ctx.token.client_id}", tenant_id=None, sandbox=None
-        )
-    return lifecycle.Actor(
-        principal=ctx.tenant_id, tenant_id=ctx.tenant_id, sandbox=ctx.token.sandbox
-    )
+        return lifecycle.Actor(principal=f"client:{ctx.token.client_id}", merchant=None)
+    return lifecycle.Actor(principal=ctx.tenant_id, merchant=ctx.merchant)
 
 
 def _rejected(rejected: UserErrors) -> DeliveryPayload:

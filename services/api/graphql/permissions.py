@@ -1,4 +1,8 @@
-"""Scope checks: every field that touches tenant data names the scope it needs."""
+"""Scope checks: every field that touches tenant data names the scope it needs.
+
+Billing is live credentials' alone: sandbox is never billed, so a sandbox token reads
+no billing whatever scopes it holds.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,13 @@ class WriteDeliveries(_ScopeRequired):
 
 class ReadBilling(_ScopeRequired):
     scope = "billing:read"
+
+    @property
+    def message(self) -> str:  # type: ignore[override]
+        return f"This field needs live credentials with the {self.scope!r} scope."
+
+    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        return super().has_permission(source, info) and not info.context.token.sandbox
 
 
 class Operator(_ScopeRequired):

@@ -113,7 +113,14 @@ class QuoteMutations:
         )
         try:
             row = quotes.create_quote(
-                ctx.session, ctx.tenant_id, request, ctx.now, marginal_price, servable_windows
+                ctx.session,
+                ctx.tenant_id,
+                request,
+                ctx.now,
+                marginal_price,
+                sandbox=ctx.token.sandbox,
+                # Sandbox bookings are never routed: the live plan has nothing to say.
+                live_plan=None if ctx.token.sandbox else servable_windows,
             )
         except UserErrors as rejected:
             return CreateQuotePayload(

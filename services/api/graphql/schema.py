@@ -18,6 +18,7 @@ from services.api.graphql.quotes import QuoteMutations
 from services.api.graphql.router import ThreadedSchema
 from services.api.graphql.subscriptions import DeliverySubscriptions
 from services.api.graphql.webhooks import WebhookMutations, WebhookQueries
+from services.api.observability import OperationMetrics
 
 
 def _root(name: str, description: str, parts: tuple[type, ...]) -> type:
@@ -53,5 +54,6 @@ schema = ThreadedSchema(
         lambda: ValidationCache(maxsize=512),
         RequestTransaction,
         QueryCost,
+        OperationMetrics,
     ],
 )

@@ -1,28 +1,36 @@
 """Live delivery updates over WebSocket (graphql-transport-ws).
 
-The feed reads the tenant's tracking events from the database, newest after the last
-one sent, so it works the same whichever API process the client is connected to and
-whichever process made the change. Clients authenticate in `connection_init` with
-`{"Authorization": "Bearer <token>"}` (or the same header on the upgrade request).
+The feed reads the merchant's tracking events from the database, those committed since
+its last look (`repository.events_since`), so it works the same whichever API process
+the client is connected to and whichever process made the change, and misses nothing
+committed out of order. Clients authenticate in `connection_init` with
+`{"Authorization": "Bearer <token>"}` (or the same header on the upgrade request); a
+feed lasts as long as that token, and a merchant holds a bounded number at a time on
+each API process (`LASTMILE_SUBSCRIPTIONS_PER_MERCHANT`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from fastapi import WebSocket
+from graphql import GraphQLError
 
-from services.api.graphql.context import context_of
+from services.api.graphql.context import Context, context_of
 from services.api.graphql.deliveries import DeliveryStatus, Location
 from services.api.graphql.permissions import ReadDeliveries
-from services.core.db import for_tenant, transaction
+from services.api.oauth.tokens import still_valid
+from services.core.db import merchant_transaction
+from services.core.principal import Merchant
+from services.core.settings import get_settings
 from services.deliveries import repository
 
 POLL_SECONDS = 1.0
-BATCH = 100
 
 
 @strawberry.type(description="A change to one of your deliveries, as it happens.")
@@ -47,14 +55,12 @@ class DeliveryUpdate:
     )
 
 
-def _after(
-    tenant_id: str, last_id: str, delivery_id: str | None
+def _since(
+    merchant: Merchant, position: str | None, delivery_id: str | None
 ) -> tuple[str, list[DeliveryUpdate]]:
-    """The next updates after event `last_id`, and the id of the last one returned."""
-    with transaction() as session:
-        rows = repository.events_after(
-            for_tenant(session, tenant_id), tenant_id, last_id, delivery_id, BATCH
-        )
+    """The updates since `position` (None: none, from now on), and the next position."""
+    with merchant_transaction(merchant) as session:
+        position, rows = repository.events_since(session, merchant, position, delivery_id)
     updates = [
         DeliveryUpdate(
             delivery_id=strawberry.ID(event.delivery_id),
@@ -68,20 +74,22 @@ def _after(
         )
         for event, delivery in rows
     ]
-    return (rows[-1][0].id if rows else last_id), updates
+    return position, updates
 
 
-def _newest(tenant_id: str) -> str:
-    with transaction() as session:
-        newest = repository.newest_event_id(for_tenant(session, tenant_id), tenant_id)
-    return newest or ""
+# Subscriptions open on this process, per merchant (tenant and mode).
+_open: Counter[Merchant] = Counter()
 
 
 @strawberry.type(description="Live updates over WebSocket (graphql-transport-ws at /graphql).")
 class DeliverySubscriptions:
     @strawberry.subscription(
         permission_classes=[ReadDeliveries],
-        description="Every change to your deliveries from now on (or to one delivery).",
+        description="Every change to your deliveries from now on (or to one delivery). It "
+        "ends when the connection's access token expires (the socket closes with code "
+        "4401: reconnect with a new token); one merchant may hold "
+        f"{get_settings().subscriptions_per_merchant} at a time on one connection's server "
+        "(more: TOO_MANY_SUBSCRIPTIONS).",
     )
     async def delivery_updates(
         self,
@@ -93,12 +101,32 @@ class DeliverySubscriptions:
             ),
         ] = None,
     ) -> AsyncGenerator[DeliveryUpdate, None]:
-        tenant_id = context_of(info).tenant_id
-        only = str(delivery_id) if delivery_id is not None else None
-        last = await asyncio.to_thread(_newest, tenant_id)
-        while True:
-            last, updates = await asyncio.to_thread(_after, tenant_id, last, only)
+        ctx = context_of(info)
+        merchant = ctx.merchant
+        if _open[merchant] >= get_settings().subscriptions_per_merchant:
+            raise GraphQLError(
+                f"At most {get_settings().subscriptions_per_merchant} subscriptions at a time; "
+                "complete one first.",
+                extensions={"code": "TOO_MANY_SUBSCRIPTIONS"},
+            )
+        _open[merchant] += 1
+        return _feed(ctx, merchant, str(delivery_id) if delivery_id is not None else None)
+
+
+async def _feed(
+    ctx: Context, merchant: Merchant, delivery_id: str | None
+) -> AsyncGenerator[DeliveryUpdate, None]:
+    """Poll for updates until the token expires or the client completes."""
+    try:
+        position, _ = await asyncio.to_thread(_since, merchant, None, delivery_id)
+        while still_valid(ctx.token):
+            position, updates = await asyncio.to_thread(_since, merchant, position, delivery_id)
             for update in updates:
                 yield update
-            if len(updates) < BATCH:
-                await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(POLL_SECONDS)
+        if isinstance(ctx.request, WebSocket):  # its authentication has lapsed
+            await ctx.request.close(code=4401, reason="The access token expired.")
+    finally:
+        _open[merchant] -= 1
+        if not _open[merchant]:
+            del _open[merchant]

@@ -21,6 +21,7 @@ from services.api.graphql.permissions import ReadDeliveries, WriteDeliveries
 from services.api.graphql.relay import PageInfo, decode_cursor, encode_cursor, page_size
 from services.core import models
 from services.core.errors import UserErrors
+from services.core.principal import Merchant
 from services.webhooks import service
 from services.webhooks.events import EVENT_TYPES
 
@@ -152,7 +153,7 @@ class WebhookMessage:
                 error=a.error,
                 duration_ms=a.duration_ms,
             )
-            for a in service.attempts_of(ctx.session, ctx.tenant_id, self._row.id)
+            for a in service.attempts_of(ctx.session, ctx.merchant, self._row.id)
         ]
 
     @classmethod
@@ -301,7 +302,7 @@ class WebhookQueries:
         id: Annotated[strawberry.ID, strawberry.argument(description=_ENDPOINT_ID)],
     ) -> WebhookEndpoint | None:
         ctx = context_of(info)
-        row = service.find_endpoint(ctx.session, ctx.tenant_id, str(id))
+        row = service.find_endpoint(ctx.session, ctx.merchant, str(id))
         return WebhookEndpoint.from_row(row) if row else None
 
     @strawberry.field(
@@ -317,7 +318,7 @@ class WebhookQueries:
         ctx = context_of(info)
         size = page_size(first)
         cursor = decode_cursor("WebhookEndpoint", after) if after is not None else None
-        rows = service.endpoints_page(ctx.session, ctx.tenant_id, cursor, size)
+        rows = service.endpoints_page(ctx.session, ctx.merchant, cursor, size)
         edges = [
             WebhookEndpointEdge(
                 cursor=encode_cursor("WebhookEndpoint", r.id), node=WebhookEndpoint.from_row(r)
@@ -352,7 +353,7 @@ class WebhookQueries:
         cursor = decode_cursor("WebhookMessage", after) if after is not None else None
         rows = service.messages_page(
             ctx.session,
-            ctx.tenant_id,
+            ctx.merchant,
             str(endpoint_id) if endpoint_id is not None else None,
             models.WebhookMessageStatus(status) if status is not None else None,
             cursor,
@@ -386,7 +387,7 @@ class WebhookMutations:
         ctx = context_of(info)
         try:
             row = service.create_endpoint(
-                ctx.session, ctx.tenant_id, input.url, input.event_types, ctx.now
+                ctx.session, ctx.merchant, input.url, input.event_types, ctx.now
             )
         except UserErrors as rejected:
             return CreateWebhookEndpointPayload(
@@ -410,7 +411,7 @@ class WebhookMutations:
         ctx = context_of(info)
         try:
             row = service.update_endpoint(
-                ctx.session, ctx.tenant_id, str(input.id), input.url, input.event_types, ctx.now
+                ctx.session, ctx.merchant, str(input.id), input.url, input.event_types, ctx.now
             )
         except UserErrors as rejected:
             return WebhookEndpointPayload(webhook_endpoint=None, user_errors=_errors(rejected))
@@ -429,7 +430,7 @@ class WebhookMutations:
     ) -> DeleteWebhookEndpointPayload:
         ctx = context_of(info)
         try:
-            service.delete_endpoint(ctx.session, ctx.tenant_id, str(id), ctx.now)
+            service.delete_endpoint(ctx.session, ctx.merchant, str(id), ctx.now)
         except UserErrors as rejected:
             return DeleteWebhookEndpointPayload(
                 deleted_webhook_endpoint_id=None, user_errors=_errors(rejected)
@@ -479,7 +480,7 @@ class WebhookMutations:
         ctx = context_of(info)
         try:
             row = service.rotate_secret(
-                ctx.session, ctx.tenant_id, str(id), timedelta(hours=overlap_hours), ctx.now
+                ctx.session, ctx.merchant, str(id), timedelta(hours=overlap_hours), ctx.now
             )
         except UserErrors as rejected:
             return RotateWebhookSecretPayload(
@@ -501,7 +502,7 @@ class WebhookMutations:
     ) -> ReplayWebhookMessagePayload:
         ctx = context_of(info)
         try:
-            row = service.replay_message(ctx.session, ctx.tenant_id, str(id), ctx.now)
+            row = service.replay_message(ctx.session, ctx.merchant, str(id), ctx.now)
         except UserErrors as rejected:
             return ReplayWebhookMessagePayload(webhook_message=None, user_errors=_errors(rejected))
         return ReplayWebhookMessagePayload(
@@ -509,7 +510,7 @@ class WebhookMutations:
         )
 
 
-EndpointChange = Callable[[Session, str, str, datetime], models.WebhookEndpoint]
+EndpointChange = Callable[[Session, Merchant, str, datetime], models.WebhookEndpoint]
 
 
 def _endpoint_change(
@@ -517,7 +518,7 @@ def _endpoint_change(
 ) -> WebhookEndpointPayload:
     ctx = context_of(info)
     try:
-        row = change(ctx.session, ctx.tenant_id, str(id), ctx.now)
+        row = change(ctx.session, ctx.merchant, str(id), ctx.now)
     except UserErrors as rejected:
         return WebhookEndpointPayload(webhook_endpoint=None, user_errors=_errors(rejected))
     return WebhookEndpointPayload(webhook_endpoint=WebhookEndpoint.from_row(row), user_errors=[])

@@ -34,6 +34,11 @@ _ACCEPTED_TYPES = {ACCESS_TOKEN_TYPE, "application/at+jwt"}
 LEEWAY_SECONDS = 30
 
 
+def _clock() -> float:
+    """What "now" is for a token's expiry."""
+    return time.time()
+
+
 class InvalidTokenError(Exception):
     """The bearer token cannot be accepted; the message says why, for the 401 body."""
 
@@ -92,7 +97,7 @@ def verify_access_token(token: str) -> AccessToken:
     """Check a bearer token completely and return what it grants, or raise InvalidTokenError."""
     known = _verified.get(token)
     if known is not None:
-        if time.time() < known.expires_at.timestamp() + LEEWAY_SECONDS:
+        if still_valid(known):
             return known
         _verified.pop(token, None)
     access = _verify(token)
@@ -100,6 +105,12 @@ def verify_access_token(token: str) -> AccessToken:
         _verified.clear()  # tokens are short-lived: starting over is cheaper than LRU upkeep
     _verified[token] = access
     return access
+
+
+def still_valid(access: AccessToken) -> bool:
+    """Whether a token verified earlier may still be used: it has not expired. A
+    long-lived use of one token (a subscription) asks again as it goes."""
+    return _clock() < access.expires_at.timestamp() + LEEWAY_SECONDS
 
 
 def _verify(token: str) -> AccessToken:

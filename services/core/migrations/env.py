@@ -8,7 +8,7 @@ from services.core.db import make_engine
 from services.core.settings import get_settings
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url") or get_settings().resolved_database_url()
+url = config.get_main_option("sqlalchemy.url") or get_settings().resolved_migration_database_url()
 
 
 def run_migrations_online() -> None:

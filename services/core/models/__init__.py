@@ -23,6 +23,7 @@ from services.core.models.billing import (
 )
 from services.core.models.deliveries import Delivery, DeliveryEvent, DeliveryStatus
 from services.core.models.idempotency import IdempotencyRecord
+from services.core.models.leases import Lease
 from services.core.models.outbox import OutboxEvent
 from services.core.models.planning import PlanRun, PlanRunStatus, Route, RouteCostBasis, Stop
 from services.core.models.quotes import Quote
@@ -45,6 +46,7 @@ __all__ = [
     "InvoiceLine",
     "InvoiceLineKind",
     "InvoiceStatus",
+    "Lease",
     "OAuthClient",
     "OutboxEvent",
     "PlanRun",

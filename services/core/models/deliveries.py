@@ -6,11 +6,12 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, Column, ForeignKeyConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
 from services.core.db import UTCDateTime, utcnow
-from services.core.ids import new_id
+from services.core.ids import new_id, unguessable_id
 
 
 class DeliveryStatus(StrEnum):
@@ -41,7 +42,9 @@ class Delivery(SQLModel, table=True):
     # Sandbox deliveries (test-mode credentials) never reach real routes or invoices.
     sandbox: bool = False
     # The recipient's read-only handle for public tracking; reveals no merchant data.
-    tracking_token: str = Field(default_factory=lambda: new_id("trk"), unique=True, index=True)
+    tracking_token: str = Field(
+        default_factory=lambda: unguessable_id("trk"), unique=True, index=True
+    )
     attempt: int = 1  # which delivery attempt the current status belongs to
     status: DeliveryStatus = DeliveryStatus.BOOKED
     area_id: str = Field(foreign_key="service_area.id")
@@ -68,6 +71,8 @@ class Delivery(SQLModel, table=True):
     unplanned_reason: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The request that booked it (services.core.logs): later log lines about it name it.
+    request_id: str | None = None
 
 
 class DeliveryEvent(SQLModel, table=True):
@@ -87,6 +92,7 @@ class DeliveryEvent(SQLModel, table=True):
 
     id: str = Field(default_factory=lambda: new_id("dev"), primary_key=True)
     tenant_id: str
+    sandbox: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     delivery_id: str = Field(index=True)
     status: DeliveryStatus
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -16,8 +16,10 @@ class IdempotencyRecord(SQLModel, table=True):
 
     __tablename__ = "idempotency_record"
 
-    # Whose key space: a merchant tenant's id, or "client:<client_id>" for the operator.
+    # Whose key space: a merchant tenant's id, or "client:<client_id>" for the operator;
+    # and in which mode (a merchant's sandbox credentials have keys of their own).
     principal: str = Field(primary_key=True)
+    sandbox: bool = Field(default=False, primary_key=True)
     key: str = Field(primary_key=True)
     operation: str  # the mutation's name: a key is never shared between operations
     fingerprint: str  # hash of the input, to tell a replay from a conflict

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
@@ -14,6 +15,8 @@ from services.core.ids import new_id
 class Quote(SQLModel, table=True):
     id: str = Field(default_factory=lambda: new_id("quo"), primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id", index=True)
+    # Asked for with sandbox credentials: only a sandbox booking may use it.
+    sandbox: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     area_id: str = Field(foreign_key="service_area.id")
     date: date
     dropoff_lat: float

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -27,6 +28,9 @@ class WebhookEndpoint(SQLModel, table=True):
 
     id: str = Field(default_factory=lambda: new_id("whe"), primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id")
+    # Made with sandbox credentials: receives sandbox events, and only sandbox
+    # credentials see or change it (live ones, the live endpoints).
+    sandbox: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     url: str
     event_types: list[str] = Field(sa_column=Column(JSON, nullable=False))
     enabled: bool = True
@@ -63,6 +67,7 @@ class WebhookMessage(SQLModel, table=True):
 
     id: str = Field(default_factory=lambda: new_id("msg"), primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id")
+    sandbox: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     endpoint_id: str = Field(foreign_key="webhook_endpoint.id")
     # The outbox event's id; no foreign key, so old outbox rows can be pruned.
     event_id: str
@@ -76,6 +81,7 @@ class WebhookMessage(SQLModel, table=True):
     last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    request_id: str | None = None  # its event's (services.core.logs)
 
 
 class WebhookAttempt(SQLModel, table=True):
@@ -85,6 +91,7 @@ class WebhookAttempt(SQLModel, table=True):
 
     id: str = Field(default_factory=lambda: new_id("wha"), primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id")
+    sandbox: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     message_id: str = Field(foreign_key="webhook_message.id", index=True)
     endpoint_id: str = Field(foreign_key="webhook_endpoint.id")
     at: datetime = Field(sa_type=UTCDateTime)

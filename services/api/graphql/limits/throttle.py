@@ -157,9 +157,10 @@ def bucket_for(app: Any) -> Bucket:
 
 
 def bucket_key(token: AccessToken) -> str:
-    """Merchants share their tenant's budget across clients; operator clients have their own."""
+    """Merchants share their tenant's budget across clients, one per mode (sandbox calls
+    never drain the live budget); operator clients have their own."""
     if token.tenant_id is not None:
-        return f"tenant:{token.tenant_id}"
+        return f"tenant:{token.tenant_id}" + (":sandbox" if token.sandbox else "")
     return f"client:{token.client_id}"
 
 
